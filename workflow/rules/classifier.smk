@@ -1,0 +1,26 @@
+rule train_classifier:
+    input:
+        split_list(SPLITS["train_split"]),
+    output:
+        output=f"{RESULTS}/classifier.pt",
+    params:
+        **dataset_params(),
+        split=SPLITS["train_split"],
+        method=lambda w: w.method,
+        model=lambda w: method_config(w)["model"],
+        train=lambda w: method_config(w)["train"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/train_classifier.log",
+    benchmark:
+        f"{BENCH}/train_classifier.tsv"
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifiers:
+    input:
+        expand(rules.train_classifier.output.output, dataset=DATASET, method=METHODS),

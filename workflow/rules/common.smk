@@ -1,0 +1,36 @@
+# Shared names and checks. Paths: results/{dataset}/{method}/<stage output>.
+from pathlib import Path
+
+DATASET = config["dataset"]["name"]
+ROOT = config["dataset"]["root"]
+CLASSES = config["dataset"]["classes"]
+SALIENCY = config["dataset"]["saliency"]
+SPLITS = {k: config["dataset"][k] for k in ("train_split", "eval_split", "val_split")}
+METHODS = config["methods"]
+IS_DEMO = Path(ROOT).resolve() == Path(config["demo"]["root"]).resolve()
+RESULTS = "results/{dataset}/{method}"
+LOGS = "results/{dataset}/{method}/logs"
+BENCH = "results/{dataset}/{method}/benchmarks"
+
+if not IS_DEMO and not Path(ROOT).is_dir():
+    raise WorkflowError(f"dataset.root: folder {ROOT} does not exist")
+if config["demo"]["min_side"] > config["demo"]["max_side"]:
+    raise WorkflowError("demo.min_side: must not exceed demo.max_side")
+
+wildcard_constraints:
+    dataset=DATASET,
+    method="|".join(METHODS),
+    split="|".join(sorted(set(SPLITS.values()))),
+
+
+def split_list(split):
+    """The split's id list: a dependency, produced by make_demo_dataset for the demo."""
+    return f"{ROOT}/ImageSets/Segmentation/{split}.txt"
+
+
+def dataset_params():
+    return {"root": ROOT, "classes": CLASSES}
+
+
+def method_config(wildcards):
+    return config[wildcards.method]

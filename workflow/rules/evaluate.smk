@@ -1,0 +1,82 @@
+EVAL = SPLITS["eval_split"]
+VAL = SPLITS["val_split"]
+
+
+rule evaluate_maps:
+    input:
+        split_list(EVAL),
+        fused=f"{RESULTS}/fused/{EVAL}.h5",
+    output:
+        output=f"{RESULTS}/metrics/maps.json",
+    params:
+        **dataset_params(),
+        split=EVAL,
+        bg_scores=config["evaluate"]["bg_scores"],
+    log:
+        f"{LOGS}/evaluate_maps.log",
+    benchmark:
+        f"{BENCH}/evaluate_maps.tsv"
+    script:
+        "../scripts/evaluate_maps.py"
+
+
+rule evaluate_labels:
+    input:
+        split_list(EVAL),
+        labels=f"{RESULTS}/labels/{EVAL}.h5",
+    output:
+        output=f"{RESULTS}/metrics/labels.json",
+    params:
+        **dataset_params(),
+        split=EVAL,
+    log:
+        f"{LOGS}/evaluate_labels.log",
+    benchmark:
+        f"{BENCH}/evaluate_labels.tsv"
+    script:
+        "../scripts/evaluate_labels.py"
+
+
+rule evaluate_segmentation:
+    input:
+        split_list(VAL),
+        predictions=f"{RESULTS}/predictions/{VAL}.h5",
+    output:
+        output=f"{RESULTS}/metrics/segmentation.json",
+    params:
+        **dataset_params(),
+        split=VAL,
+    log:
+        f"{LOGS}/evaluate_segmentation.log",
+    benchmark:
+        f"{BENCH}/evaluate_segmentation.tsv"
+    script:
+        "../scripts/evaluate_segmentation.py"
+
+
+def metric_files(kind):
+    return expand(f"{RESULTS}/metrics/{kind}.json", dataset=DATASET, method=METHODS)
+
+
+rule metrics:
+    input:
+        metric_files("maps"),
+        metric_files("labels"),
+        metric_files("segmentation"),
+
+
+rule summarize:
+    input:
+        maps=metric_files("maps"),
+        labels=metric_files("labels"),
+        segmentation=metric_files("segmentation"),
+    output:
+        output=f"results/{DATASET}/summary.tsv",
+    params:
+        methods=METHODS,
+    log:
+        f"results/{DATASET}/logs/summarize.log",
+    benchmark:
+        f"results/{DATASET}/benchmarks/summarize.tsv"
+    script:
+        "../scripts/summarize.py"

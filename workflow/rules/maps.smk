@@ -1,0 +1,50 @@
+rule extract_maps:
+    input:
+        split_list("{split}"),
+        checkpoint=f"{RESULTS}/classifier.pt",
+    output:
+        output=f"{RESULTS}/maps/{{split}}.h5",
+    params:
+        **dataset_params(),
+        split=lambda w: w.split,
+        saliency=SALIENCY,
+        scales=lambda w: method_config(w)["extract"]["scales"],
+        flip=lambda w: method_config(w)["extract"]["flip"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/extract_maps_{{split}}.log",
+    benchmark:
+        f"{BENCH}/extract_maps_{{split}}.tsv"
+    script:
+        "../scripts/extract_maps.py"
+
+
+rule fuse_maps:
+    input:
+        maps=f"{RESULTS}/maps/{{split}}.h5",
+    output:
+        output=f"{RESULTS}/fused/{{split}}.h5",
+    params:
+        method=lambda w: w.method,
+    log:
+        f"{LOGS}/fuse_maps_{{split}}.log",
+    benchmark:
+        f"{BENCH}/fuse_maps_{{split}}.tsv"
+    script:
+        "../scripts/fuse_maps.py"
+
+
+MAP_SPLITS = sorted({SPLITS["train_split"], SPLITS["eval_split"]})
+
+
+rule maps:
+    input:
+        expand(rules.extract_maps.output.output, dataset=DATASET, method=METHODS, split=MAP_SPLITS),
+
+
+rule fused:
+    input:
+        expand(rules.fuse_maps.output.output, dataset=DATASET, method=METHODS, split=MAP_SPLITS),

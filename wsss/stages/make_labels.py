@@ -1,0 +1,72 @@
+"""make_labels: pseudo labels from fused maps = background cue + dense CRF.
+
+Background cue (`bg_cue.type`):
+  constant  - a fixed background score (psa evaluates CAMs with 0.20, IRN with 0.15);
+  power     - (1 - max_c M_c)^alpha, psa's cue (alpha 4 gives confident foreground, 24-32 background);
+  saliency  - background where the saliency map is below `saliency_threshold` (MDC: 0.06).
+Then an optional dense CRF (`crf.preset`: psa, irn or none; any preset value can be overridden).
+Pixels whose final probability is below `confidence` are set to 255 ("ignore").
+"""
+
+import numpy as np
+from tqdm import tqdm
+
+from wsss.crf import PRESETS, dense_crf
+from wsss.data.palette import save_palette_png
+from wsss.data.voc import IGNORE, VOCDataset
+from wsss.errors import WsssError
+from wsss.io import StoreReader, StoreWriter
+
+
+def background_score(cue, maps, saliency=None):
+    """maps: (K', H, W) in [0, 1] -> background score (H, W)."""
+    kind = cue["type"]
+    if kind == "constant":
+        return np.full(maps.shape[1:], cue["score"], np.float32)
+    if kind == "power":
+        peak = maps.max(0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
+        return np.power(1 - peak, cue["alpha"]).astype(np.float32)
+    if kind == "saliency":
+        return (saliency < cue["saliency_threshold"]).astype(np.float32)
+    raise WsssError(f"labels.bg_cue.type: unknown cue {kind!r}; choose constant, power or saliency")
+
+
+def crf_settings(crf):
+    """The preset's values with the user's overrides (None means "keep the preset's")."""
+    preset = crf["preset"]
+    if preset == "none":
+        return None
+    if preset not in PRESETS:
+        raise WsssError(f"labels.crf.preset: unknown preset {preset!r}; choose {', '.join(PRESETS)} or none")
+    overrides = {k: v for k, v in crf.items() if k != "preset" and v is not None}
+    return {**PRESETS[preset], **overrides}
+
+
+def pseudo_label(image, maps, present, cue, crf, confidence, saliency=None):
+    """image (H, W, 3) uint8, maps (K', H, W), present (K',) 1-based -> uint8 label (H, W)."""
+    scores = np.concatenate([background_score(cue, maps, saliency)[None], maps])  # (K'+1, H, W)
+    if crf is not None:
+        probs = dense_crf(image, scores, **crf)
+    else:
+        probs = scores / np.maximum(scores.sum(0, keepdims=True), 1e-5)
+    lookup = np.concatenate([[0], present]).astype(np.uint8)
+    label = lookup[probs.argmax(0)]
+    label[probs.max(0) < confidence] = IGNORE
+    return label
+
+
+def run(fused, root, classes, split, output, bg_cue, crf, confidence, saliency=None, png_dir=None, threads=1):
+    voc = VOCDataset(root, classes, split, saliency)
+    crf_params = crf_settings(crf)
+    params = {"fused": str(fused), "bg_cue": bg_cue, "crf": crf_params, "confidence": confidence}
+    with StoreReader(fused) as reader, StoreWriter(
+        output, "make_labels", reader.attrs.get("method"), reader.classes, params
+    ) as store:
+        for image_id in tqdm(voc.ids, desc=f"make_labels {split}", mininterval=5):
+            arrays, attrs = reader.read(image_id)
+            maps = arrays["map"].astype(np.float32)
+            sal = voc.saliency(image_id) if bg_cue["type"] == "saliency" else None
+            label = pseudo_label(voc.image(image_id), maps, attrs["classes"], bg_cue, crf_params, confidence, sal)
+            store.write(image_id, {"label": label})
+            if png_dir:
+                save_palette_png(f"{png_dir}/{image_id}.png", label)

@@ -1,0 +1,58 @@
+"""predict: segmentation of a split with the trained net (multi-scale + flip, optional CRF)."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from wsss.data.transforms import normalize
+from wsss.data.voc import VOCDataset
+from wsss.device import pick_device
+from wsss.errors import WsssError
+from wsss.io import StoreWriter
+from wsss.models.segmentation import SegmentationNet
+from wsss.stages.make_labels import crf_settings
+from wsss.crf import dense_crf
+
+
+def load_segmentation(path):
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WsssError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+    net = SegmentationNet(**checkpoint["config"])
+    net.load_state_dict(checkpoint["state_dict"])
+    return net
+
+
+@torch.no_grad()
+def predict_probs(net, image, scales, flip, device):
+    """image uint8 (H, W, 3) -> class probabilities (C, H, W), averaged over scales and flips."""
+    height, width = image.shape[:2]
+    x = normalize(image).unsqueeze(0).to(device)  # (1, 3, H, W)
+    total = 0
+    for scale in scales:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        batch = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if flip:
+            batch = torch.cat([batch, batch.flip(-1)])
+        probs = net(batch).softmax(1)  # (B, C, h, w)
+        if flip:
+            probs = torch.cat([probs[:1], probs[1:].flip(-1)])
+        total = total + F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False).sum(0)
+    return (total / (len(scales) * (2 if flip else 1))).cpu().numpy()
+
+
+def run(checkpoint, root, classes, split, output, scales, flip, crf, device="auto", threads=1):
+    device = pick_device(device)
+    net = load_segmentation(checkpoint).to(device).eval()
+    voc = VOCDataset(root, classes, split)
+    crf_params = crf_settings(crf)
+    params = {"checkpoint": str(checkpoint), "scales": scales, "flip": flip, "crf": crf_params}
+    with StoreWriter(output, "predict", "segmentation", ["background", *classes], params) as store:
+        for image_id in tqdm(voc.ids, desc=f"predict {split}", mininterval=5):
+            image = voc.image(image_id)
+            probs = predict_probs(net, image, scales, flip, device)  # (C, H, W)
+            if crf_params is not None:
+                probs = dense_crf(image, probs, **crf_params)
+            store.write(image_id, {"label": probs.argmax(0).astype(np.uint8)})
