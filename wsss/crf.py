@@ -68,7 +68,7 @@ def dense_crf(image, scores, unary="softmax", iterations=10, gauss_sxy=3, gauss_
     crf = dcrf.DenseCRF2D(w, h, n_labels)
     crf.setUnaryEnergy(np.ascontiguousarray(u, dtype=np.float32))
     crf.addPairwiseGaussian(sxy=gauss_sxy, compat=gauss_compat)
-    crf.addPairwiseBilateral(sxy=bi_sxy, srgb=bi_srgb, rgbim=np.ascontiguousarray(image),
+    crf.addPairwiseBilateral(sxy=bi_sxy, srgb=bi_srgb, rgbim=np.array(image, dtype=np.uint8, order="C"),
                              compat=bi_compat)
     q = crf.inference(iterations)                                        # (L, H*W)
     return np.asarray(q, dtype=np.float32).reshape(n_labels, h, w)

@@ -56,7 +56,7 @@ def fit(model, loader, loss_fn, optimizer, epochs, device, desc="train"):
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.item()
             count += 1
-            bar.set_postfix(loss=f"{terms['loss'].item():.4f}")
+            bar.set_postfix(loss=f"{terms['loss'].item():.4f}", refresh=False)
         history.append({"epoch": epoch, **{k: v / count for k, v in sums.items()}})
         print(f"{desc} epoch {epoch}: " + ", ".join(f"{k} {v / count:.4f}" for k, v in sums.items()), flush=True)
     return history

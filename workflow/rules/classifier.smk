@@ -17,6 +17,8 @@ rule train_classifier:
         f"{LOGS}/train_classifier.log",
     benchmark:
         f"{BENCH}/train_classifier.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train_classifier.py"
 

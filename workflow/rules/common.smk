@@ -8,6 +8,7 @@ SALIENCY = config["dataset"]["saliency"]
 SPLITS = {k: config["dataset"][k] for k in ("train_split", "eval_split", "val_split")}
 METHODS = config["methods"]
 IS_DEMO = Path(ROOT).resolve() == Path(config["demo"]["root"]).resolve()
+CONDA_ENV = "../../envs/wsss.yaml"  # relative to the rule files
 RESULTS = "results/{dataset}/{method}"
 LOGS = "results/{dataset}/{method}/logs"
 BENCH = "results/{dataset}/{method}/benchmarks"

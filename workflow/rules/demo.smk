@@ -15,6 +15,8 @@ if IS_DEMO:
             f"results/{DATASET}/logs/make_demo_dataset.log",
         benchmark:
             f"results/{DATASET}/benchmarks/make_demo_dataset.tsv"
+        conda:
+            CONDA_ENV
         script:
             "../scripts/make_demo_dataset.py"
 

@@ -16,6 +16,8 @@ rule evaluate_maps:
         f"{LOGS}/evaluate_maps.log",
     benchmark:
         f"{BENCH}/evaluate_maps.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/evaluate_maps.py"
 
@@ -33,6 +35,8 @@ rule evaluate_labels:
         f"{LOGS}/evaluate_labels.log",
     benchmark:
         f"{BENCH}/evaluate_labels.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/evaluate_labels.py"
 
@@ -50,6 +54,8 @@ rule evaluate_segmentation:
         f"{LOGS}/evaluate_segmentation.log",
     benchmark:
         f"{BENCH}/evaluate_segmentation.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/evaluate_segmentation.py"
 
@@ -78,5 +84,7 @@ rule summarize:
         f"results/{DATASET}/logs/summarize.log",
     benchmark:
         f"results/{DATASET}/benchmarks/summarize.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/summarize.py"

@@ -20,6 +20,8 @@ rule make_labels:
         f"{LOGS}/make_labels_{{split}}.log",
     benchmark:
         f"{BENCH}/make_labels_{{split}}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/make_labels.py"
 

@@ -18,6 +18,8 @@ rule extract_maps:
         f"{LOGS}/extract_maps_{{split}}.log",
     benchmark:
         f"{BENCH}/extract_maps_{{split}}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/extract_maps.py"
 
@@ -33,6 +35,8 @@ rule fuse_maps:
         f"{LOGS}/fuse_maps_{{split}}.log",
     benchmark:
         f"{BENCH}/fuse_maps_{{split}}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/fuse_maps.py"
 

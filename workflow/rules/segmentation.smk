@@ -20,6 +20,8 @@ rule train_segmentation:
         f"{LOGS}/train_segmentation.log",
     benchmark:
         f"{BENCH}/train_segmentation.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train_segmentation.py"
 
@@ -44,6 +46,8 @@ rule predict:
         f"{LOGS}/predict_{{split}}.log",
     benchmark:
         f"{BENCH}/predict_{{split}}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/predict.py"
 

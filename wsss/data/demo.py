@@ -221,7 +221,7 @@ def _visible(objects):
     return out[::-1]
 
 
-def _acceptable(objects, h, w):
+def _acceptable(objects):
     """Every object keeps most of its body and of its part in view and unoccluded."""
     for obj, (body, part) in zip(objects, _visible(objects)):
         if body.sum() < max(MIN_CLASS_PIXELS, 0.55 * obj.full_area):
@@ -283,13 +283,13 @@ def _place_objects(rng, classes, h, w):
         for _ in range(30):
             size = rng.uniform(0.24, 0.75) * side * scale
             candidate = objects + [_make_object(rng, cls, h, w, size)]
-            if _acceptable(candidate, h, w):
+            if _acceptable(candidate):
                 objects = candidate
                 break
             scale = max(0.6, scale * 0.95)
     if not objects:  # practically unreachable: a lone centred object
         obj = None
-        while obj is None or not _acceptable([obj], h, w):
+        while obj is None or not _acceptable([obj]):
             obj = _make_object(rng, classes[0], h, w, 0.4 * side)
         objects = [obj]
     return objects
@@ -407,7 +407,7 @@ def generate_sample(rng, num_classes, height, width, primary=None):
 
 # ----------------------------------------------------------------------------- the dataset
 
-def _check_args(root, classes, seed, counts, min_side, max_side):
+def _check_args(classes, seed, counts, min_side, max_side):
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
         raise WsssError(f"classes: expected a list of class names, got {classes!r}")
     if len(classes) == 0:
@@ -458,7 +458,7 @@ def generate(root, classes, seed=0, counts={"train_aug": 400, "train": 100, "val
     ``counts``: images in train_aug, in train (a subset of train_aug) and in val (disjoint).
     The split lists in ImageSets/Segmentation are written last: their presence means finished.
     """
-    _check_args(root, classes, seed, counts, min_side, max_side)
+    _check_args(classes, seed, counts, min_side, max_side)
     num_classes = len(classes)
     root = Path(root)
     dirs = {name: root / name for name in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "saliency")}

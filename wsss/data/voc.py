@@ -131,8 +131,11 @@ class VOCDataset:
         path = self.saliency_dir / f"{image_id}.png"
         if not path.is_file():
             raise WsssError(f"{path}: saliency map of id {image_id} is missing (dataset.saliency)")
-        with Image.open(path) as img:
-            sal = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        try:
+            with Image.open(path) as img:
+                sal = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise WsssError(f"{path}: cannot decode saliency map of id {image_id} ({exc})") from None
         if sal.shape != self.image_size(image_id):
             raise WsssError(f"{path}: saliency size {sal.shape} differs from image size {self.image_size(image_id)}")
         return sal

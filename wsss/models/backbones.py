@@ -53,13 +53,14 @@ def build_backbone(name, output_stride=16, weights="none"):
 
 
 def _torchvision_model(name, weights_enum_name, weights, **kwargs):
-    model = getattr(torchvision.models, name)(weights=None, **kwargs)
     if weights in (None, "none"):
-        return model
+        return getattr(torchvision.models, name)(weights=None, **kwargs)
+    # Find the weights before building the model, so a missing file fails fast.
     if weights == "imagenet":
         state = _imagenet_state_dict(name, weights_enum_name)
     else:
         state = _file_state_dict(weights)
+    model = getattr(torchvision.models, name)(weights=None, **kwargs)
     _load(model, state, name, weights)
     return model
 
@@ -73,7 +74,7 @@ def _imagenet_state_dict(name, weights_enum_name):
             f"weights: ImageNet weights for {name} not found: put {file.name} "
             f"(from {weights.url}) into {folder}"
         )
-    return torch.load(file, map_location="cpu", weights_only=True)
+    return _file_state_dict(file)  # a truncated download is reported like any bad file
 
 
 def _file_state_dict(path):
@@ -89,7 +90,12 @@ def _file_state_dict(path):
 
 def _load(model, state, name, source):
     """Load a torchvision state dict; the ImageNet classifier may be missing or extra."""
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except (RuntimeError, TypeError) as exc:  # shape mismatch / not a state dict
+        lines = str(exc).strip().splitlines()
+        first = lines[min(1, len(lines) - 1)].strip()  # the first mismatch, on one line
+        raise WsssError(f"weights: {source} does not fit {name} ({first})") from None
     head = ("fc.", "classifier.")
     missing = [k for k in result.missing_keys if not k.startswith(head)]
     if missing:

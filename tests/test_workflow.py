@@ -1,0 +1,137 @@
+"""End to end: the Snakemake chain on a tiny demo configuration in a temporary folder.
+
+One full run (shared by the tests in this module), then: a rerun does nothing, `-R make_labels
+--until make_labels` reruns only that stage, and a changed CRF parameter reruns exactly the
+labels and what follows. Bad configurations fail at load time with a message naming the key.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+pytestmark = pytest.mark.e2e
+
+
+def tiny_config():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["demo"].update(counts={"train_aug": 24, "train": 8, "val": 8}, min_side=64, max_side=80)
+    config["dataset"]["classes"] = ["alpha", "beta", "gamma"]
+    config["threads"] = 1
+    for block in (config["cam"]["train"], config["segmentation"]["train"]):
+        block.update(epochs=1, batch_size=8, crop=64)
+    config["cam"]["extract"]["scales"] = [1.0, 0.5]
+    return config
+
+
+def snakemake(workdir, *args):
+    return subprocess.run(
+        [*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def write_config(workdir, config):
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def planned_rules(workdir, *args):
+    """Rules a dry run would execute, from Snakemake's job-stats table."""
+    out = snakemake(workdir, "-n", *args)
+    assert out.returncode == 0, out.stderr
+    lines = (out.stdout + out.stderr).splitlines()
+    if "Job stats:" not in lines:
+        return set()
+    rules = set()
+    for line in lines[lines.index("Job stats:") + 3:]:  # skip the header and its rule
+        name = line.split()[0]
+        if name == "total":
+            return rules
+        rules.add(name)
+    raise AssertionError("unterminated job-stats table")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("e2e")
+    write_config(workdir, tiny_config())
+    out = snakemake(workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir
+
+
+STAGE_FILES = [
+    "classifier.pt", "maps/train.h5", "maps/train_aug.h5", "fused/train.h5", "fused/train_aug.h5",
+    "labels/train.h5", "labels/train_aug.h5", "segmentation.pt", "predictions/val.h5",
+    "metrics/maps.json", "metrics/labels.json", "metrics/segmentation.json",
+]
+
+
+def test_every_stage_writes_its_file(run_dir):
+    results = run_dir / "results" / "demo" / "cam"
+    for name in STAGE_FILES:
+        assert (results / name).is_file(), name
+    for rule in ("train_classifier", "extract_maps_train", "make_labels_train", "predict_val"):
+        assert (results / "benchmarks" / f"{rule}.tsv").is_file()
+        assert (results / "logs" / f"{rule}.log").is_file()
+
+
+def test_metrics_are_sane(run_dir):
+    results = run_dir / "results" / "demo" / "cam" / "metrics"
+    maps = json.loads((results / "maps.json").read_text())
+    assert 0 <= maps["miou"] <= 100
+    assert maps["miou"] == max(point["miou"] for point in maps["curve"])
+    assert {"miou_psa", "miou_irn", "bg_score", "per_class", "precision", "recall"} <= set(maps)
+    assert set(maps["per_class"]) == {"background", "alpha", "beta", "gamma"}
+    labels = json.loads((results / "labels.json").read_text())
+    assert 0 <= labels["miou"] <= 100 and 0 <= labels["ignored_fraction"] <= 1
+    seg = json.loads((results / "segmentation.json").read_text())
+    assert 0 <= seg["miou"] <= 100 and seg["images"] == 8
+    summary = (run_dir / "results" / "demo" / "summary.tsv").read_text().splitlines()
+    assert summary[0].startswith("method\tmaps_miou") and summary[1].startswith("cam\t")
+    assert len(summary) == 2
+
+
+def test_rerun_does_nothing(run_dir):
+    assert planned_rules(run_dir) == set()
+
+
+def test_rerun_one_stage_only(run_dir):
+    assert planned_rules(run_dir, "-R", "make_labels", "--until", "make_labels") == {"make_labels"}
+
+
+def test_changed_crf_parameter_reruns_labels_and_what_follows(run_dir):
+    config = tiny_config()
+    config["labels"]["crf"]["iterations"] = 3
+    write_config(run_dir, config)
+    try:
+        planned = planned_rules(run_dir)
+    finally:
+        write_config(run_dir, tiny_config())
+    assert planned == {
+        "make_labels", "evaluate_labels", "train_segmentation", "predict",
+        "evaluate_segmentation", "summarize", "all",
+    }
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c.update(methods=["nosuch"]), "nosuch"),
+        (lambda c: c["cam"]["train"].update(epochs="ten"), "epochs"),
+        (lambda c: c["labels"]["crf"].update(preset="fancy"), "preset"),
+        (lambda c: c["dataset"].update(root="no/such/VOC2012"), "dataset.root"),
+    ],
+)
+def test_bad_config_fails_at_load_naming_the_key(tmp_path, change, expected):
+    config = tiny_config()
+    change(config)
+    write_config(tmp_path, config)
+    out = snakemake(tmp_path, "-n")
+    assert out.returncode != 0
+    assert expected in out.stderr + out.stdout
+    assert not (tmp_path / "results").exists()
