@@ -26,6 +26,7 @@ def tiny_config():
     for block in (config["cam"]["train"], config["segmentation"]["train"]):
         block.update(epochs=1, batch_size=8, crop=64)
     config["cam"]["extract"]["scales"] = [1.0, 0.5]
+    config["labels"]["export_png"] = True
     return config
 
 
@@ -75,6 +76,7 @@ def test_every_stage_writes_its_file(run_dir):
     results = run_dir / "results" / "demo" / "cam"
     for name in STAGE_FILES:
         assert (results / name).is_file(), name
+    assert len(list((results / "labels" / "train_png").glob("*.png"))) == 8
     for rule in ("train_classifier", "extract_maps_train", "make_labels_train", "predict_val"):
         assert (results / "benchmarks" / f"{rule}.tsv").is_file()
         assert (results / "logs" / f"{rule}.log").is_file()

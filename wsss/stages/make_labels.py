@@ -8,6 +8,8 @@ Then an optional dense CRF (`crf.preset`: psa, irn or none; any preset value can
 Pixels whose final probability is below `confidence` are set to 255 ("ignore").
 """
 
+from pathlib import Path
+
 import numpy as np
 from tqdm import tqdm
 
@@ -59,6 +61,8 @@ def run(fused, root, classes, split, output, bg_cue, crf, confidence, saliency=N
     voc = VOCDataset(root, classes, split, saliency)
     crf_params = crf_settings(crf)
     params = {"fused": str(fused), "bg_cue": bg_cue, "crf": crf_params, "confidence": confidence}
+    if png_dir:
+        Path(png_dir).mkdir(parents=True, exist_ok=True)
     with StoreReader(fused) as reader, StoreWriter(
         output, "make_labels", reader.attrs.get("method"), reader.classes, params
     ) as store:
