@@ -137,3 +137,34 @@ def test_bad_config_fails_at_load_naming_the_key(tmp_path, change, expected):
     assert out.returncode != 0
     assert expected in out.stderr + out.stdout
     assert not (tmp_path / "results").exists()
+
+
+def xml_annotation(names):
+    objects = "".join(f"<object><name>{name}</name></object>" for name in names)
+    return f"<annotation>{objects}</annotation>"
+
+
+def test_another_voc_format_dataset(tmp_path):
+    """Only dataset.name, root and classes change; tags come from XML where masks are absent."""
+    from wsss.data.demo import generate
+    from wsss.data.voc import VOCDataset
+
+    classes = ["cell", "nucleus"]
+    root = tmp_path / "data" / "VOC"
+    generate(root, classes, seed=3, counts={"train_aug": 16, "train": 6, "val": 6}, min_side=64, max_side=72)
+    voc = VOCDataset(root, classes, "train_aug")
+    train = set(VOCDataset(root, classes, "train").ids)
+    for image_id in voc.ids:
+        if image_id not in train:  # no mask for these: their tags must come from Annotations/
+            names = [classes[k] for k in voc.tags(image_id).nonzero()[0]]
+            (root / "Annotations").mkdir(exist_ok=True)
+            (root / "Annotations" / f"{image_id}.xml").write_text(xml_annotation(names))
+            (root / "SegmentationClassAug" / f"{image_id}.png").unlink()
+    config = tiny_config()
+    config["dataset"].update(name="cells", root=str(root), classes=classes)
+    write_config(tmp_path, config)
+    out = snakemake(tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not (tmp_path / "resources").exists()  # the demo generator did not run
+    seg = json.loads((tmp_path / "results" / "cells" / "cam" / "metrics" / "segmentation.json").read_text())
+    assert set(seg["per_class"]) == {"background", "cell", "nucleus"}

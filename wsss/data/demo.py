@@ -9,12 +9,13 @@ to show the failure modes that WSSS methods set out to fix:
    checker / ring / plain pattern). A classifier only needs the part, so plain CAM covers only
    the part and attention-expanding methods (erasing, dilation, dropout) have something to fix.
 2. Class-correlated backgrounds. Each class has a preferred background (texture family, hue,
-   orientation and scale from its index); 60 % of images show the preferred background of one
-   of their classes, so CAM leaks into the context.
+   orientation and scale from its index); 40 % of images show the preferred background of one
+   of their classes, so CAM leaks into the context; 30 % show random backgrounds drawn the same
+   way, so texture and colour alone are no class evidence.
 3. 1-3 objects and 1-3 classes per image, partly overlapping (the later object is on top and
    the mask shows the occlusion).
-4. Image sides uniform in [min_side, max_side] (H and W independently), objects from ~15 % to
-   ~60 % of the image side.
+4. Image sides uniform in [min_side, max_side] (H and W independently), objects from ~30 % to
+   ~70 % of the image side (square root of the area).
 
 The layout is VOC's (``root/JPEGImages``, ``SegmentationClass`` with the 255 boundary band for
 ``train`` and ``val``, ``SegmentationClassAug`` without it for every id, ``ImageSets/Segmentation``
@@ -43,6 +44,7 @@ BAND_WIDTH = 2          # px, total width of the 255 band on label boundaries (V
 MIN_CLASS_PIXELS = 60   # every class present in an image has at least this many pixels ...
 MIN_INTERIOR_PIXELS = 24  # ... and this many outside the boundary band
 _GOLDEN = 0.6180339887498949
+PREFERRED_BACKGROUND = 0.4  # share of images whose background is a present class's preferred one
 
 
 # ----------------------------------------------------------------------------- class styles
@@ -197,7 +199,9 @@ def _make_object(rng, cls, h, w, size):
     rx = size / 2
     ry = rx * rng.uniform(0.5, 0.9)
     outline, x_end = _body_outline(rng, rx, ry)
-    cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
+    # keep most of a large object in view: its centre stays half a radius inside the image
+    mx, my = min(0.45 * w, max(0.1 * w, 0.5 * rx)), min(0.45 * h, max(0.1 * h, 0.5 * rx))
+    cx, cy = rng.uniform(mx, w - mx), rng.uniform(my, h - my)
     angle = rng.uniform(0, 2 * np.pi)
     body_pts = _transform(outline, cx, cy, angle)
     k = rng.uniform(0.85, 1.15)
@@ -281,7 +285,7 @@ def _place_objects(rng, classes, h, w):
     for cls in classes:
         scale = 1.0
         for _ in range(30):
-            size = rng.uniform(0.24, 0.75) * side * scale
+            size = rng.uniform(0.35, 0.9) * side * scale
             candidate = objects + [_make_object(rng, cls, h, w, size)]
             if _acceptable(candidate):
                 objects = candidate
@@ -358,15 +362,16 @@ def generate_sample(rng, num_classes, height, width, primary=None):
             break
     present = sorted({o.cls for o in objects})
 
-    # background: the preferred one of a present class (60 %), a neutral one, or a random one
+    # background: the preferred one of a present class (40 %), a random saturated one drawn like
+    # the preferred ones (30 %, so texture and colour alone are no class evidence) or a neutral one
     r = rng.random()
-    if r < 0.6:
+    if r < PREFERRED_BACKGROUND:
         bg_class = int(rng.choice(present))
         s = class_style(bg_class)
         img = _background(rng, h, w, yy, xx, s.bg_family, s.bg_rgb, s.bg_rgb2, s.bg_angle, s.bg_scale)
     else:
         bg_class = 0
-        sat = rng.uniform(0.0, 0.15) if r < 0.85 else rng.uniform(0.2, 0.5)
+        sat = rng.uniform(0.3, 0.55) if r < PREFERRED_BACKGROUND + 0.3 else rng.uniform(0.0, 0.15)
         hue = rng.random()
         c1 = _rgb(hue, sat, rng.uniform(0.35, 0.8))
         c2 = _rgb(hue + rng.uniform(-0.05, 0.05), sat, rng.uniform(0.2, 0.6))
