@@ -93,3 +93,12 @@ def test_shape_validation():
         dense_crf(img.astype(np.float32), np.ones((2, 4, 5)))
     with pytest.raises(WsssError, match="unary"):
         dense_crf(img, np.ones((2, 4, 5)), unary="bogus")
+
+
+def test_read_only_inputs():
+    """Images decoded by PIL (np.asarray) are read-only; pydensecrf must still get them."""
+    image, scores, truth = edge_case(seed=2)
+    image.setflags(write=False)
+    scores.setflags(write=False)
+    q = dense_crf(image, scores, **PRESETS["psa"])
+    assert (q.argmax(0) != truth).sum() <= SHIFT * H // 10

@@ -9,7 +9,7 @@ to show the failure modes that WSSS methods set out to fix:
    checker / ring / plain pattern). A classifier only needs the part, so plain CAM covers only
    the part and attention-expanding methods (erasing, dilation, dropout) have something to fix.
 2. Class-correlated backgrounds. Each class has a preferred background (texture family, hue,
-   orientation and scale from its index); 40 % of images show the preferred background of one
+   orientation and scale from its index); 25 % of images show the preferred background of one
    of their classes, so CAM leaks into the context; 30 % show random backgrounds drawn the same
    way, so texture and colour alone are no class evidence.
 3. 1-3 objects and 1-3 classes per image, partly overlapping (the later object is on top and
@@ -44,7 +44,7 @@ BAND_WIDTH = 2          # px, total width of the 255 band on label boundaries (V
 MIN_CLASS_PIXELS = 60   # every class present in an image has at least this many pixels ...
 MIN_INTERIOR_PIXELS = 24  # ... and this many outside the boundary band
 _GOLDEN = 0.6180339887498949
-PREFERRED_BACKGROUND = 0.4  # share of images whose background is a present class's preferred one
+PREFERRED_BACKGROUND = 0.25  # share of images whose background is a present class's preferred one
 
 
 # ----------------------------------------------------------------------------- class styles
@@ -362,7 +362,7 @@ def generate_sample(rng, num_classes, height, width, primary=None):
             break
     present = sorted({o.cls for o in objects})
 
-    # background: the preferred one of a present class (40 %), a random saturated one drawn like
+    # background: the preferred one of a present class (25 %), a random saturated one drawn like
     # the preferred ones (30 %, so texture and colour alone are no class evidence) or a neutral one
     r = rng.random()
     if r < PREFERRED_BACKGROUND:
