@@ -8,8 +8,24 @@ min_version("9.0")
 
 configfile: "config.yaml"
 
+SCHEMA = "workflow/schemas/config.schema.yaml"
 
-validate(config, "workflow/schemas/config.schema.yaml")
+
+def check_config(config):
+    """Fail on the first invalid value with one line naming its key; then let Snakemake's
+    validation fill in the schema's defaults."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(open(f"{workflow.basedir}/{SCHEMA}"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise WorkflowError(f"config: {key}: {error.message}")
+    validate(config, SCHEMA)
+
+
+check_config(config)
 
 
 include: "workflow/rules/common.smk"

@@ -114,6 +114,14 @@ def test_folder_of_shards_reads_as_one_store(tmp_path):
     assert read_attrs(folder)["stage"] == "extract_maps"
 
 
+def test_an_id_in_two_shards_raises(tmp_path):
+    folder = tmp_path / "shards"
+    write_store(folder / "0.h5", ["a", "b"])
+    write_store(folder / "1.h5", ["b"])
+    with pytest.raises(WsssError, match="'b' is also in"):
+        StoreReader(folder)
+
+
 def test_empty_shard_folder_raises(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WsssError, match="empty"):

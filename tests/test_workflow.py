@@ -123,10 +123,10 @@ def test_changed_crf_parameter_reruns_labels_and_what_follows(run_dir):
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda c: c.update(methods=["nosuch"]), "nosuch"),
-        (lambda c: c["cam"]["train"].update(epochs="ten"), "epochs"),
-        (lambda c: c["labels"]["crf"].update(preset="fancy"), "preset"),
-        (lambda c: c["dataset"].update(root="no/such/VOC2012"), "dataset.root"),
+        (lambda c: c.update(methods=["nosuch"]), "config: methods.0: 'nosuch' is not one of"),
+        (lambda c: c["cam"]["train"].update(epochs="ten"), "config: cam.train.epochs: 'ten' is not of type"),
+        (lambda c: c["labels"]["crf"].update(preset="fancy"), "config: labels.crf.preset: 'fancy'"),
+        (lambda c: c["dataset"].update(root="no/such/VOC2012"), "dataset.root: folder no/such/VOC2012 does not exist"),
     ],
 )
 def test_bad_config_fails_at_load_naming_the_key(tmp_path, change, expected):
@@ -135,7 +135,7 @@ def test_bad_config_fails_at_load_naming_the_key(tmp_path, change, expected):
     write_config(tmp_path, config)
     out = snakemake(tmp_path, "-n")
     assert out.returncode != 0
-    assert expected in out.stderr + out.stdout
+    assert any(expected in line for line in (out.stderr + out.stdout).splitlines())
     assert not (tmp_path / "results").exists()
 
 

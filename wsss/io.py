@@ -94,6 +94,8 @@ class StoreReader:
         for file in self.files:
             with _open(file) as h5:
                 for image_id in h5.keys():
+                    if image_id in self._index:
+                        raise WsssError(f"{file}: image id {image_id!r} is also in {self._index[image_id]}")
                     self._index[image_id] = file
         with _open(self.files[0]) as h5:
             self.attrs = _decode_attrs(h5.attrs)
