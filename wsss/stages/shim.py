@@ -15,6 +15,22 @@ import torch
 from wsss.errors import WsssError
 
 
+class LineLog:
+    """A log file in which tqdm's carriage-return redraws become separate lines (tail -f friendly)."""
+
+    def __init__(self, path):
+        self.file = open(path, "w")
+
+    def write(self, text):
+        return self.file.write(text.replace("\r", "\n").replace("\n\n", "\n"))
+
+    def flush(self):
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
 def stage_kwargs(smk):
     kwargs = {**dict(smk.input.items()), **dict(smk.output.items()), **dict(smk.params.items())}
     kwargs["threads"] = smk.threads
@@ -24,7 +40,7 @@ def stage_kwargs(smk):
 def run_rule(smk, stage):
     torch.set_num_threads(max(1, smk.threads))
     module = importlib.import_module(f"wsss.stages.{stage}")
-    log = open(smk.log[0], "w") if smk.log else sys.stderr
+    log = LineLog(smk.log[0]) if smk.log else sys.stderr
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             module.run(**stage_kwargs(smk))
