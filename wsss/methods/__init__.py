@@ -5,8 +5,7 @@ Every method implements `loss(images, tags) -> {"loss": ..., ...}`,
 `param_groups()`; its `config` dict holds its constructor arguments.
 """
 
-import torch
-
+from wsss import checkpoint
 from wsss.errors import WsssError
 from wsss.methods.cam import CAM
 
@@ -20,17 +19,13 @@ def build(method, **kwargs):
 
 
 def save_checkpoint(path, method, model, **extra):
-    """A self-describing checkpoint: method name, constructor arguments and weights."""
-    state = {"method": method, "config": model.config, "state_dict": model.state_dict(), **extra}
-    torch.save(state, path)
+    """A self-describing checkpoint (see wsss.checkpoint), written atomically."""
+    checkpoint.save(path, method, model, **extra)
 
 
 def load_checkpoint(path, map_location="cpu"):
     """Rebuild a method's model from its checkpoint alone. Returns (method, model, checkpoint)."""
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # missing, truncated or foreign file
-        raise WsssError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
-    model = build(checkpoint["method"], **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return checkpoint["method"], model, checkpoint
+    state = checkpoint.read(path, map_location)
+    model = build(state["method"], **state["config"])
+    model.load_state_dict(state["state_dict"])
+    return state["method"], model, state

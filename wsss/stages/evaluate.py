@@ -1,12 +1,11 @@
 """Shared helpers of the evaluate_* stages: ground truth access and JSON output."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 
 from wsss.errors import WsssError
+from wsss.files import write_text
 
 
 def ground_truth(voc, image_id):
@@ -24,12 +23,7 @@ def check_shape(gt, pred_shape, image_id, store):
 
 
 def write_json(output, result):
-    """Atomic write: a temporary name, then rename."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2, default=_plain) + "\n")
-    os.replace(tmp, output)
+    write_text(output, json.dumps(result, indent=2, default=_plain) + "\n")
 
 
 def _plain(value):

@@ -5,23 +5,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from wsss import checkpoint
+from wsss.crf import dense_crf
 from wsss.data.transforms import normalize
 from wsss.data.voc import VOCDataset
 from wsss.device import pick_device
-from wsss.errors import WsssError
 from wsss.io import StoreWriter
 from wsss.models.segmentation import SegmentationNet
 from wsss.stages.make_labels import crf_settings
-from wsss.crf import dense_crf
 
 
 def load_segmentation(path):
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WsssError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
-    net = SegmentationNet(**checkpoint["config"])
-    net.load_state_dict(checkpoint["state_dict"])
+    state = checkpoint.read(path)
+    net = SegmentationNet(**state["config"])
+    net.load_state_dict(state["state_dict"])
     return net
 
 

@@ -1,8 +1,9 @@
 """summarize: one row per method with its maps, pseudo-label and segmentation mIoU."""
 
 import json
-import os
 from pathlib import Path
+
+from wsss.files import write_text
 
 COLUMNS = ["method", "maps_miou", "maps_bg_score", "maps_miou_psa", "maps_miou_irn",
            "labels_miou", "labels_ignored", "segmentation_miou"]
@@ -19,8 +20,5 @@ def run(methods, maps, labels, segmentation, output, threads=1):
     lines = ["\t".join(COLUMNS)]
     for values in map(row, methods, maps, labels, segmentation):
         lines.append("\t".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in values))
-    output = Path(output)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, output)
+    write_text(output, "\n".join(lines) + "\n")
     print("\n".join(lines))

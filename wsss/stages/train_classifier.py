@@ -3,9 +3,6 @@
 Writes a self-describing checkpoint (method, constructor arguments, weights, training history).
 """
 
-import os
-from pathlib import Path
-
 import torch
 
 from wsss.data.transforms import ClassificationSet
@@ -37,13 +34,5 @@ def run(root, classes, split, method, model, train, output, device="auto", threa
         return net.loss(images, tags)
 
     history = fit(net, loader, loss_fn, optimizer, train["epochs"], device, desc=f"train_classifier {method}")
-    save_atomic(output, method, net.cpu(), history=history, classes=list(classes), train=train)
+    save_checkpoint(output, method, net.cpu(), history=history, classes=list(classes), train=train)
 
-
-def save_atomic(output, method, net, **extra):
-    """Save under a temporary name and rename, so a killed job leaves no finished-looking file."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    save_checkpoint(tmp, method, net, **extra)
-    os.replace(tmp, output)

@@ -7,9 +7,9 @@ from wsss.data.transforms import SegmentationSet
 from wsss.data.voc import IGNORE, VOCDataset
 from wsss.device import pick_device
 from wsss.errors import WsssError
+from wsss import checkpoint
 from wsss.io import StoreReader
 from wsss.models.segmentation import SegmentationNet
-from wsss.stages.train_classifier import save_atomic
 from wsss.train import fit, make_optimizer, seed_everything
 
 
@@ -35,4 +35,4 @@ def run(root, classes, split, labels, model, train, output, device="auto", threa
         return {"loss": ce, "ce": ce}
 
     history = fit(net, loader, loss_fn, optimizer, train["epochs"], device, desc="train_segmentation")
-    save_atomic(output, "segmentation", net.cpu(), history=history, classes=list(classes), train=train)
+    checkpoint.save(output, "segmentation", net.cpu(), history=history, classes=list(classes), train=train)
