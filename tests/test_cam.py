@@ -128,22 +128,3 @@ def test_param_groups_cover_all_parameters_once(model):
     multipliers = {id(p): mult for params, mult in groups for p in params}
     assert multipliers[id(model.classifier.weight)] == 10.0
     assert all(multipliers[id(p)] == 1.0 for p in model.backbone.parameters())
-
-
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_registry_contract(method):
-    """Every registered method: loss dict with `loss`, non-negative maps, fuse to (K', H, W)."""
-    torch.manual_seed(0)
-    model = build(method, num_classes=3, backbone="resnet18")
-    x = torch.randn(2, 3, 32, 32)
-    terms = model.loss(x, torch.tensor([[1.0, 0, 1], [0, 1, 0]]))
-    assert "loss" in terms and terms["loss"].ndim == 0 and torch.isfinite(terms["loss"])
-    model.eval()
-    with torch.no_grad():
-        maps = model.maps(x, torch.tensor([2, 0]))
-    assert maps
-    for value in maps.values():
-        assert value.shape[:2] == (2, 2) and value.ndim == 4 and (value >= 0).all()
-    fused = type(model).fuse({name: value[0] for name, value in maps.items()})
-    assert fused.shape[0] == 2 and fused.ndim == 3
-    assert set(model.config) >= {"num_classes"}

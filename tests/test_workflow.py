@@ -18,14 +18,24 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "
 pytestmark = pytest.mark.e2e
 
 
-def tiny_config():
+METHODS = ["cam", "gradcam", "mdc", "ficklenet", "seam", "seenet", "sccam"]
+SHARED_LABELS = ["cam", "gradcam", "seam", "sccam"]  # the others label with their paper's rule
+
+
+def tiny_config(methods=METHODS):
+    """The default config.yaml, shrunk: every method's mechanism runs, on 24 tiny images."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["demo"].update(counts={"train_aug": 24, "train": 8, "val": 8}, min_side=64, max_side=80)
     config["dataset"]["classes"] = ["alpha", "beta", "gamma"]
     config["threads"] = 1
-    for block in (config["cam"]["train"], config["segmentation"]["train"]):
+    config["methods"] = list(methods)
+    for block in [config[m]["train"] for m in METHODS if "train" in config[m]] + [config["segmentation"]["train"]]:
         block.update(epochs=1, batch_size=8, crop=64)
-    config["cam"]["extract"]["scales"] = [1.0, 0.5]
+    for method in METHODS:
+        config[method]["extract"]["scales"] = [1.0, 0.5]
+    config["ficklenet"]["extract"].update(draws=4, draw_chunk=4)
+    config["sccam"]["model"]["subcategories"] = 2
+    config["sccam"]["train"].update(rounds=1, round_epochs=1)
     config["labels"]["export_png"] = True
     return config
 
@@ -56,6 +66,15 @@ def planned_rules(workdir, *args):
     raise AssertionError("unterminated job-stats table")
 
 
+def planned_outputs(workdir):
+    """Output files of the jobs a dry run would execute."""
+    out = snakemake(workdir, "-n")
+    assert out.returncode == 0, out.stderr
+    lines = (out.stdout + out.stderr).splitlines()
+    return [p.strip() for line in lines if line.strip().startswith("output:")
+            for p in line.split("output:", 1)[1].split(",")]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
@@ -65,21 +84,39 @@ def run_dir(tmp_path_factory):
     return workdir
 
 
-STAGE_FILES = [
-    "classifier.pt", "maps/train.h5", "maps/train_aug.h5", "fused/train.h5", "fused/train_aug.h5",
-    "labels/train.h5", "labels/train_aug.h5", "segmentation.pt", "predictions/val.h5",
-    "metrics/maps.json", "metrics/labels.json", "metrics/segmentation.json",
+STAGE_FILES = [  # train is part of train_aug (dataset.eval_in_train): no stores of its own
+    "maps/train_aug.h5", "fused/train_aug.h5", "labels/train_aug.h5", "segmentation.pt",
+    "predictions/val.h5", "metrics/maps.json", "metrics/labels.json", "metrics/segmentation.json",
 ]
 
 
-def test_every_stage_writes_its_file(run_dir):
-    results = run_dir / "results" / "demo" / "cam"
+@pytest.mark.parametrize("method", METHODS)
+def test_every_stage_writes_its_file(run_dir, method):
+    results = run_dir / "results" / "demo" / method
     for name in STAGE_FILES:
         assert (results / name).is_file(), name
-    assert len(list((results / "labels" / "train_png").glob("*.png"))) == 8
-    for rule in ("train_classifier", "extract_maps_train", "make_labels_train", "predict_val"):
+    assert not (results / "maps" / "train.h5").exists()
+    assert (results / "classifier.pt").is_file() == (method != "gradcam")  # Grad-CAM explains cam's
+    assert len(list((results / "labels" / "train_aug_png").glob("*.png"))) == 24
+    for rule in ("extract_maps_train_aug", "make_labels_train_aug", "predict_val"):
         assert (results / "benchmarks" / f"{rule}.tsv").is_file()
         assert (results / "logs" / f"{rule}.log").is_file()
+
+
+def test_method_outputs_carry_their_mechanism(run_dir):
+    """Named maps as each method defines them; SC-CAM keeps its cluster assignments."""
+    from wsss.checkpoint import read
+    from wsss.io import StoreReader
+
+    names = {"cam": {"cam"}, "gradcam": {"gradcam"}, "mdc": {"d1", "d2", "d3", "d4"}, "ficklenet": {"max", "mean"},
+             "seam": {"cam", "pcm"}, "seenet": {"a", "b"}, "sccam": {"cam"}}
+    for method, expected in names.items():
+        with StoreReader(run_dir / "results" / "demo" / method / "maps" / "train_aug.h5") as store:
+            assert set(store.read(store.ids()[0])[0]) == expected, method
+    state = read(run_dir / "results" / "demo" / "sccam" / "classifier.pt")
+    rounds = state["subcategories"]
+    assert list(rounds) == [1] and len(rounds[1]) == 24
+    assert all(0 <= k < 2 for clusters in rounds[1].values() for k in clusters.values())
 
 
 def test_metrics_are_sane(run_dir):
@@ -94,8 +131,8 @@ def test_metrics_are_sane(run_dir):
     seg = json.loads((results / "segmentation.json").read_text())
     assert 0 <= seg["miou"] <= 100 and seg["images"] == 8
     summary = (run_dir / "results" / "demo" / "summary.tsv").read_text().splitlines()
-    assert summary[0].startswith("method\tmaps_miou") and summary[1].startswith("cam\t")
-    assert len(summary) == 2
+    assert summary[0].startswith("method\tmaps_miou")
+    assert [line.split("\t")[0] for line in summary[1:]] == METHODS
 
 
 def test_rerun_does_nothing(run_dir):
@@ -112,12 +149,16 @@ def test_changed_crf_parameter_reruns_labels_and_what_follows(run_dir):
     write_config(run_dir, config)
     try:
         planned = planned_rules(run_dir)
+        outputs = planned_outputs(run_dir)
     finally:
         write_config(run_dir, tiny_config())
     assert planned == {
         "make_labels", "evaluate_labels", "train_segmentation", "predict",
         "evaluate_segmentation", "summarize", "all",
     }
+    # only the methods labelled by the CRF rerun: MDC, FickleNet and SeeNet use their own rule
+    relabelled = {Path(p).parts[2] for p in outputs if p.endswith("labels/train_aug.h5")}
+    assert relabelled == set(SHARED_LABELS)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +201,7 @@ def test_another_voc_format_dataset(tmp_path):
             (root / "Annotations").mkdir(exist_ok=True)
             (root / "Annotations" / f"{image_id}.xml").write_text(xml_annotation(names))
             (root / "SegmentationClassAug" / f"{image_id}.png").unlink()
-    config = tiny_config()
+    config = tiny_config(methods=["cam", "mdc"])  # mdc: saliency from the dataset's own folder
     config["dataset"].update(name="cells", root=str(root), classes=classes)
     write_config(tmp_path, config)
     out = snakemake(tmp_path)

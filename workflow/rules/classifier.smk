@@ -25,4 +25,4 @@ rule train_classifier:
 
 rule classifiers:
     input:
-        expand(rules.train_classifier.output.output, dataset=DATASET, method=METHODS),
+        expand(rules.train_classifier.output.output, dataset=DATASET, method=TRAINED),

@@ -1,11 +1,7 @@
-EVAL = SPLITS["eval_split"]
-VAL = SPLITS["val_split"]
-
-
 rule evaluate_maps:
     input:
         split_list(EVAL),
-        fused=f"{RESULTS}/fused/{EVAL}.h5",
+        fused=f"{RESULTS}/fused/{EVAL_STORE}.h5",
     output:
         output=f"{RESULTS}/metrics/maps.json",
     params:
@@ -25,7 +21,7 @@ rule evaluate_maps:
 rule evaluate_labels:
     input:
         split_list(EVAL),
-        labels=f"{RESULTS}/labels/{EVAL}.h5",
+        labels=f"{RESULTS}/labels/{EVAL_STORE}.h5",
     output:
         output=f"{RESULTS}/metrics/labels.json",
     params:

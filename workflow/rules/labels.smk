@@ -1,6 +1,15 @@
 LABELS = config["labels"]
 
 
+def shared_labels(key):
+    """The labels block's `key` for methods labelled by it, None for those with their own rule
+    (so a CRF change reruns only the methods that use the CRF)."""
+    def value(wildcards):
+        own = method_config(wildcards).get("labels", {})
+        return LABELS[key] if own.get("rule", "shared") == "shared" else None
+    return value
+
+
 rule make_labels:
     input:
         split_list("{split}"),
@@ -12,9 +21,11 @@ rule make_labels:
         **dataset_params(),
         split=lambda w: w.split,
         saliency=SALIENCY,
-        bg_cue=LABELS["bg_cue"],
-        crf=LABELS["crf"],
-        confidence=LABELS["confidence"],
+        bg_cue=shared_labels("bg_cue"),
+        crf=shared_labels("crf"),
+        confidence=shared_labels("confidence"),
+        method=lambda w: w.method,
+        own=lambda w: method_config(w).get("labels"),
     threads: config["threads"]
     log:
         f"{LOGS}/make_labels_{{split}}.log",

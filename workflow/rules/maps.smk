@@ -1,15 +1,17 @@
 rule extract_maps:
     input:
         split_list("{split}"),
-        checkpoint=f"{RESULTS}/classifier.pt",
+        checkpoint=classifier,
     output:
         output=f"{RESULTS}/maps/{{split}}.h5",
     params:
         **dataset_params(),
         split=lambda w: w.split,
+        method=lambda w: w.method,
         saliency=SALIENCY,
         scales=lambda w: method_config(w)["extract"]["scales"],
         flip=lambda w: method_config(w)["extract"]["flip"],
+        options=lambda w: {k: v for k, v in method_config(w)["extract"].items() if k not in ("scales", "flip")},
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -31,6 +33,7 @@ rule fuse_maps:
         output=f"{RESULTS}/fused/{{split}}.h5",
     params:
         method=lambda w: w.method,
+        fuse=lambda w: method_config(w).get("fuse", {}),
     log:
         f"{LOGS}/fuse_maps_{{split}}.log",
     benchmark:
@@ -41,7 +44,8 @@ rule fuse_maps:
         "../scripts/fuse_maps.py"
 
 
-MAP_SPLITS = sorted({SPLITS["train_split"], SPLITS["eval_split"]})
+# The eval split needs stores of its own only when it is not part of the training split.
+MAP_SPLITS = sorted({SPLITS["train_split"], EVAL_STORE})
 
 
 rule maps:

@@ -58,9 +58,12 @@ def augment(image, label, crop, scale_range):
 
 
 class ClassificationSet(torch.utils.data.Dataset):
-    """(image (3, crop, crop), tags (K,)) pairs for classifier training."""
+    """(image (3, crop, crop), tags (K,), index) triples for classifier training.
 
-    def __init__(self, voc, crop, scale_range):
+    crop=None gives the whole un-augmented image (SC-CAM's per-image features). The index lets
+    a method keep per-image targets (SC-CAM's sub-categories)."""
+
+    def __init__(self, voc, crop=None, scale_range=(1.0, 1.0)):
         self.voc, self.crop, self.scale_range = voc, crop, tuple(scale_range)
         self.tags = [voc.tags(i) for i in voc.ids]  # read once: masks are decoded only here
 
@@ -69,8 +72,11 @@ class ClassificationSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         image = self.voc.image(self.voc.ids[index])
-        image, _ = augment(image, None, self.crop, self.scale_range)
-        return image, torch.from_numpy(self.tags[index])
+        if self.crop is None:
+            image = normalize(image)  # (3, H, W)
+        else:
+            image, _ = augment(image, None, self.crop, self.scale_range)
+        return image, torch.from_numpy(self.tags[index]), index
 
 
 class SegmentationSet(torch.utils.data.Dataset):

@@ -25,8 +25,9 @@ class CAM(nn.Module):
         features = self.backbone(images)  # (B, C, h, w)
         return self.classifier(features).mean(dim=(2, 3))
 
-    def loss(self, images, tags):
-        """tags: (B, K) multi-hot. Returns named loss terms; `loss` is their sum."""
+    def loss(self, images, tags, index=None):
+        """tags: (B, K) multi-hot; index: (B,) dataset positions (unused here, SC-CAM needs them).
+        Returns named loss terms; `loss` is their sum."""
         cls = F.multilabel_soft_margin_loss(self(images), tags)
         return {"loss": cls, "cls": cls}
 
@@ -37,7 +38,7 @@ class CAM(nn.Module):
 
     @staticmethod
     def fuse(maps):
-        """One map per class from the named maps: CAM has only one."""
+        """One map per class from the named maps (K', H, W): CAM has only one."""
         return maps["cam"]
 
     def param_groups(self):

@@ -1,4 +1,5 @@
-"""Backbones from torchvision with output stride 8 or 16 via dilation.
+"""Backbones with output stride 8 or 16 via dilation: torchvision's ResNets and VGG16, and
+ResNet-38 (psa / SEAM / SC-CAM; output stride 8 only, see wsss.models.resnet38).
 
     build_backbone("resnet50", output_stride=16, weights="imagenet")  # -> Backbone
     backbone(x)           # (B, 3, H, W) -> (B, C, H/os, W/os)
@@ -6,7 +7,8 @@
 
 `weights`: "none" (random init), "imagenet" (torchvision's weights API, read from the local
 torch hub cache: no download is attempted, a missing file is named in the error), or a path to
-a state dict of the torchvision model.
+a state dict of the torchvision model. For resnet38 there are no torchvision weights: the path
+must be a state dict with psa's `resnet38d` key names (converted from the authors' MXNet file).
 """
 
 from pathlib import Path
@@ -16,6 +18,7 @@ import torchvision
 from torch import nn
 
 from wsss.errors import WsssError
+from wsss.models import resnet38
 
 RESNETS = {
     "resnet18": ("resnet18", "ResNet18_Weights"),
@@ -24,7 +27,7 @@ RESNETS = {
     "resnet101": ("resnet101", "ResNet101_Weights"),
 }
 VGGS = {"vgg16": ("vgg16", "VGG16_Weights")}
-BACKBONES = sorted(RESNETS) + sorted(VGGS)
+BACKBONES = sorted(RESNETS) + ["resnet38"] + sorted(VGGS)
 
 
 class Backbone(nn.Module):
@@ -43,6 +46,8 @@ class Backbone(nn.Module):
 
 
 def build_backbone(name, output_stride=16, weights="none"):
+    if name == "resnet38":  # its own stride rule: the published net exists only at OS 8
+        return _resnet38(output_stride, weights)
     if output_stride not in (8, 16):
         raise WsssError(f"output_stride: must be 8 or 16, got {output_stride}")
     if name in RESNETS:
@@ -97,7 +102,8 @@ def _load(model, state, name, source):
         first = lines[min(1, len(lines) - 1)].strip()  # the first mismatch, on one line
         raise WsssError(f"weights: {source} does not fit {name} ({first})") from None
     head = ("fc.", "classifier.")
-    missing = [k for k in result.missing_keys if not k.startswith(head)]
+    # BN's batch counter is no weight (converted files such as psa's ResNet-38 lack it)
+    missing = [k for k in result.missing_keys if not k.startswith(head) and not k.endswith("num_batches_tracked")]
     if missing:
         raise WsssError(f"weights: {source} lacks {len(missing)} {name} keys, e.g. {missing[0]!r}")
 
@@ -136,7 +142,8 @@ def _dilate_basic_layer(layer, dilation, previous):
 
 
 def _vgg(name, output_stride, weights):
-    """VGG16 conv layers (no FC). OS16 drops pool5; OS8 also drops pool4 and dilates conv5 by 2."""
+    """VGG16 conv layers (no FC) as MDC, FickleNet and SeeNet use it: pool5 dropped and the conv5
+    block dilated by 2 (OS 16); OS 8 also drops pool4 (DeepLab-LargeFOV's stride)."""
     tv_name, enum_name = VGGS[name]
     features = _torchvision_model(tv_name, enum_name, weights).features
     stages, current = [], []
@@ -148,9 +155,26 @@ def _vgg(name, output_stride, weights):
         if index in pools:
             stages.append(nn.Sequential(*current))
             current = []
-    if output_stride == 8:
-        for conv in stages[-1]:
-            if isinstance(conv, nn.Conv2d):
-                conv.dilation = conv.padding = (2, 2)
+    for conv in stages[-1]:  # conv5_1 .. conv5_3
+        if isinstance(conv, nn.Conv2d):
+            conv.dilation = conv.padding = (2, 2)
     channels = [max(m.out_channels for m in s if isinstance(m, nn.Conv2d)) for s in stages]
     return Backbone(stages, channels[-1], channels)
+
+
+def _resnet38(output_stride, weights):
+    """ResNet-38 split into 5 stages (OS 2, 4, 8, 8, 8; 128, 256, 512, 1024, 4096 channels)."""
+    if output_stride != 8:
+        raise WsssError(f"output_stride: resnet38 supports only 8, got {output_stride}")
+    if weights == "imagenet":
+        raise WsssError(
+            "weights: torchvision has no ResNet-38; convert psa's ilsvrc-cls_rna-a1_cls1000_ep-0001.params "
+            "(MXNet) to a PyTorch state dict and give its path as weights"
+        )
+    # Read the file before building the 100M-parameter net, so a missing file fails fast.
+    state = None if weights in (None, "none") else _file_state_dict(weights)
+    net = resnet38.ResNet38()
+    if state is not None:  # load before splitting: the stages share net's modules
+        _load(net, state, "resnet38", weights)
+    channels = list(resnet38.STAGE_CHANNELS)
+    return Backbone(resnet38.stages(net), channels[-1], channels)

@@ -6,6 +6,9 @@ Background cue (`bg_cue.type`):
   saliency  - background where the saliency map is below `saliency_threshold` (MDC: 0.06).
 Then an optional dense CRF (`crf.preset`: psa, irn or none; any preset value can be overridden).
 Pixels whose final probability is below `confidence` are set to 255 ("ignore").
+
+MDC, FickleNet and SeeNet label with their paper's own rule instead (saliency as background;
+`<method>.labels.rule: paper`); `rule: shared` gives them the cue + CRF above.
 """
 
 from pathlib import Path
@@ -18,6 +21,7 @@ from wsss.data.palette import save_palette_png
 from wsss.data.voc import IGNORE, VOCDataset
 from wsss.errors import WsssError
 from wsss.io import StoreReader, StoreWriter
+from wsss.methods import METHODS
 
 
 def background_score(cue, maps, saliency=None):
@@ -57,10 +61,31 @@ def pseudo_label(image, maps, present, cue, crf, confidence, saliency=None):
     return label
 
 
-def run(fused, root, classes, split, output, bg_cue, crf, confidence, saliency=None, png_dir=None, threads=1):
+def label_rule(method, own, bg_cue, crf, confidence):
+    """-> (rule(image, maps, present, saliency) -> uint8 label, whether it reads saliency).
+
+    own: the method's `labels` block ({rule: paper | shared, ...its settings}) or None."""
+    own = dict(own or {})
+    if own.pop("rule", "shared") == "paper":
+        paper = getattr(METHODS.get(method), "pseudo_label", None)
+        if paper is None:
+            raise WsssError(f"{method}.labels.rule: {method} has no label rule of its own; use shared")
+        return (lambda image, maps, present, sal: paper(maps, present, sal, **own)), True
+    crf = crf_settings(crf)
+
+    def shared(image, maps, present, sal):
+        return pseudo_label(image, maps, present, bg_cue, crf, confidence, sal)
+    return shared, bg_cue["type"] == "saliency"
+
+
+def run(fused, root, classes, split, output, bg_cue, crf, confidence, method=None, own=None, saliency=None,
+        png_dir=None, threads=1):
+    """bg_cue, crf, confidence: the shared labels block (None for a method with its own rule)."""
     voc = VOCDataset(root, classes, split, saliency)
-    crf_params = crf_settings(crf)
-    params = {"fused": str(fused), "bg_cue": bg_cue, "crf": crf_params, "confidence": confidence}
+    rule, needs_saliency = label_rule(method, own, bg_cue, crf, confidence)
+    params = {"fused": str(fused), "own": own}
+    if bg_cue is not None:  # labelled by the shared cue + CRF
+        params.update(bg_cue=bg_cue, crf=crf_settings(crf), confidence=confidence)
     if png_dir:
         Path(png_dir).mkdir(parents=True, exist_ok=True)
     with StoreReader(fused) as reader, StoreWriter(
@@ -69,8 +94,8 @@ def run(fused, root, classes, split, output, bg_cue, crf, confidence, saliency=N
         for image_id in tqdm(voc.ids, desc=f"make_labels {split}", mininterval=5):
             arrays, attrs = reader.read(image_id)
             maps = arrays["map"].astype(np.float32)
-            sal = voc.saliency(image_id) if bg_cue["type"] == "saliency" else None
-            label = pseudo_label(voc.image(image_id), maps, attrs["classes"], bg_cue, crf_params, confidence, sal)
+            sal = voc.saliency(image_id) if needs_saliency else None
+            label = rule(voc.image(image_id), maps, attrs["classes"], sal)
             store.write(image_id, {"label": label})
             if png_dir:
                 save_palette_png(f"{png_dir}/{image_id}.png", label)

@@ -1,6 +1,9 @@
 """train_classifier: train a method's classifier on image-level tags of a split.
 
 Writes a self-describing checkpoint (method, constructor arguments, weights, training history).
+Methods that train in rounds (SC-CAM) get `train.rounds` extra rounds of `train.round_epochs`
+epochs, each preceded by the method's `start_round` (SC-CAM: features -> k-means); their
+per-round assignments are saved in the checkpoint under `subcategories`.
 """
 
 import torch
@@ -15,7 +18,8 @@ from wsss.train import fit, make_optimizer, seed_everything
 
 def run(root, classes, split, method, model, train, output, device="auto", threads=1):
     """model: constructor arguments (backbone, output_stride, weights, method-specific);
-    train: epochs, batch_size, crop, scale_range, lr, momentum, weight_decay, seed, workers."""
+    train: epochs, batch_size, crop, scale_range, lr, momentum, weight_decay, seed, workers
+    (+ rounds, round_epochs for methods with start_round)."""
     seed_everything(train["seed"])
     device = pick_device(device)
     voc = VOCDataset(root, classes, split)
@@ -27,12 +31,32 @@ def run(root, classes, split, method, model, train, output, device="auto", threa
         drop_last=len(dataset) > train["batch_size"], pin_memory=device.type == "cuda",
     )
     net = build(method, num_classes=len(classes), **model)
+    history = train_round(net, loader, train, train["epochs"], device, f"train_classifier {method}")
+    for round in range(1, train.get("rounds", 0) + 1):
+        whole = torch.utils.data.DataLoader(ClassificationSet(voc), batch_size=1, num_workers=train["workers"])
+        net.start_round(round, whole, device)
+        desc = f"train_classifier {method} round {round}"
+        history += train_round(net, loader, train, train["round_epochs"], device, desc)
+    extra = {"history": history, "classes": list(classes), "train": train}
+    if hasattr(net, "assignments"):  # SC-CAM: {round: {image id: {class name: cluster}}}
+        extra["subcategories"] = subcategories(net.assignments, voc.ids, classes)
+    save_checkpoint(output, method, net.cpu(), **extra)
+
+
+def train_round(net, loader, train, epochs, device, desc):
+    """One schedule of `epochs` with a fresh optimizer and poly lr (SC-CAM restarts it each round)."""
     optimizer = make_optimizer(net.param_groups(), train["lr"], train["momentum"], train["weight_decay"])
 
     def loss_fn(net, batch):
-        images, tags = batch  # (B, 3, crop, crop), (B, K)
-        return net.loss(images, tags)
+        images, tags, index = batch  # (B, 3, crop, crop), (B, K), (B,)
+        return net.loss(images, tags, index)
 
-    history = fit(net, loader, loss_fn, optimizer, train["epochs"], device, desc=f"train_classifier {method}")
-    save_checkpoint(output, method, net.cpu(), history=history, classes=list(classes), train=train)
+    return fit(net, loader, loss_fn, optimizer, epochs, device, desc=desc)
 
+
+def subcategories(assignments, ids, classes):
+    """(N, K) cluster arrays per round, -1 = absent -> readable nested dicts of plain ints."""
+    return {
+        round: {image_id: {classes[c]: int(k) for c, k in enumerate(row) if k >= 0} for image_id, row in zip(ids, rounds)}
+        for round, rounds in enumerate(assignments, start=1)
+    }
