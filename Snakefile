@@ -35,9 +35,11 @@ include: "workflow/rules/maps.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         f"results/{DATASET}/summary.tsv",
+        LABEL_PNGS,
     default_target: True

@@ -38,13 +38,18 @@ def asymmetric_image(h=10, w=14):
     return image
 
 
+def one_image(model, image, classes, scales, flip):
+    """multiscale_maps on a batch of one image."""
+    return multiscale_maps(model, [image], [np.asarray(classes)], scales, flip, CPU)[0]
+
+
 def resize(x, size):
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def test_single_scale_by_hand():
     image = asymmetric_image()
-    out = multiscale_maps(PointwiseModel(), image, np.array([0]), [1.0], False, CPU)
+    out = one_image(PointwiseModel(), image, np.array([0]), [1.0], False)
     assert set(out) == {"pos", "neg"}
     pos = out["pos"]
     assert pos.dtype == np.float32 and pos.shape == (1, 10, 14)
@@ -56,8 +61,8 @@ def test_single_scale_by_hand():
 def test_flip_is_undone():
     image = asymmetric_image()
     classes = np.array([0, 1])
-    plain = multiscale_maps(PointwiseModel(), image, classes, [1.0], False, CPU)
-    flipped = multiscale_maps(PointwiseModel(), image, classes, [1.0], True, CPU)
+    plain = one_image(PointwiseModel(), image, classes, [1.0], False)
+    flipped = one_image(PointwiseModel(), image, classes, [1.0], True)
     for name in plain:
         # a pointwise model gives the same map for the flipped copy once flipped back; the sum
         # of the two is twice the plain map, identical after max-normalisation
@@ -70,7 +75,7 @@ def test_multiscale_flip_sum_by_hand():
     image = asymmetric_image()
     classes = [1, 0]  # order of the requested classes is kept
     scales = [1.0, 0.5, 1.5]
-    out = multiscale_maps(StridedModel(), image, np.array(classes), scales, True, CPU)
+    out = one_image(StridedModel(), image, np.array(classes), scales, True)
     x = normalize(image)[None]  # (1, 3, 10, 14)
     total = torch.zeros(2, 10, 14)
     for scale, size in zip(scales, [(10, 14), (5, 7), (15, 21)]):
@@ -85,7 +90,7 @@ def test_multiscale_flip_sum_by_hand():
 
 def test_each_class_peaks_at_one_and_zero_map_stays_zero():
     image = asymmetric_image()
-    out = multiscale_maps(PointwiseModel(), image, np.array([0, 1, 2]), [1.0, 0.75], True, CPU)
+    out = one_image(PointwiseModel(), image, np.array([0, 1, 2]), [1.0, 0.75], True)
     pos = out["pos"]
     assert np.isfinite(pos).all() and (pos >= 0).all()
     np.testing.assert_allclose(pos[:2].reshape(2, -1).max(1), [1.0, 1.0], rtol=1e-4)
@@ -103,6 +108,37 @@ def test_max_normalize_by_hand():
     torch.testing.assert_close(out[0], torch.tensor([[0.0, 0.5], [0.25, 1.0]]), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out[1], torch.zeros(2, 2))
     torch.testing.assert_close(out[2], torch.tensor([[1.0, 1 / 3], [0.0, 2 / 3]]), rtol=1e-4, atol=1e-4)
+
+
+def test_a_batch_equals_its_images_one_by_one():
+    """Same-size images batched (each with its own classes, the union asked of the model) give
+    each image exactly its own maps, for CAM and for Grad-CAM's one backward over the union."""
+    from wsss.methods import build
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
+    classes = [np.array([2]), np.array([0, 3]), np.array([3, 1])]
+    for method in ("cam", "gradcam"):
+        torch.manual_seed(0)
+        model = build(method, num_classes=4, backbone="resnet18").eval()
+        batched = multiscale_maps(model, images, classes, [1.0, 0.5], True, CPU)
+        for image, cls, together in zip(images, classes, batched):
+            alone = one_image(model, image, cls, [1.0, 0.5], True)
+            assert set(together) == set(alone)
+            for name in alone:
+                assert together[name].shape == (len(cls), 40, 56)
+                np.testing.assert_allclose(together[name], alone[name], atol=1e-4)
+
+
+def test_size_batches_groups_same_size_images():
+    from wsss.stages.extract_maps import size_batches
+
+    class Sizes:
+        def image_size(self, image_id):
+            return {"a": (5, 7), "b": (7, 5), "c": (5, 7), "d": (5, 7), "e": (7, 5)}[image_id]
+
+    batches = list(size_batches(Sizes(), ["a", "b", "c", "d", "e"], batch_size=2))
+    assert batches == [["a", "c"], ["d"], ["b", "e"]]
 
 
 # ---- make_labels ----

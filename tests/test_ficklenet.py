@@ -1,5 +1,7 @@
-"""FickleNet: map expansion = ordinary convolution, centre-preserving dropout, Grad-CAM over
-seeded draws, the paper's aggregation rule and the DSRG-style label rule."""
+"""FickleNet: map expansion = ordinary convolution, centre-preserving dropout, the per-offset
+identity (Grad-CAM from keep counts, training head without the expanded map) against autograd on
+the expanded map, Grad-CAM over seeded draws, the paper's aggregation rule and the DSRG-style
+label rule."""
 
 import numpy as np
 import pytest
@@ -7,8 +9,19 @@ import torch
 import torch.nn.functional as F
 
 from wsss.errors import WsssError
-from wsss.methods.ficklenet import FickleNet, expand, sample_mask
-from wsss.methods.gradcam import grad_cam
+from wsss.methods.ficklenet import (
+    FickleNet,
+    draw_cams,
+    expand,
+    grad_cam_expanded,
+    head,
+    head_expanded,
+    keep_counts,
+    offset_maps,
+    sample_counts,
+    sample_mask,
+    shifted_masks,
+)
 
 K = 3
 
@@ -166,23 +179,38 @@ def test_maps_shape_range_and_reproducibility(images):
     torch.testing.assert_close(chunked["mean"], maps["mean"], rtol=1e-5, atol=1e-6)
 
 
-def test_maps_are_max_and_mean_of_normalised_per_draw_gradcam(images):
+def mask_with_counts(counts, height, width, window, last=False):
+    """A mask (B, 1, sh, sw) with the given keep counts n_d (B, s*s): offset d is kept by the first
+    (or last) n_d windows, row-major, that read inside the map at d. Any such mask gives the same
+    Grad-CAM."""
+    s, r = window, window // 2
+    mask = torch.zeros(counts.shape[0], 1, height, s, width, s)  # (B, 1, i, a, j, e)
+    for b, a, e in np.ndindex(counts.shape[0], s, s):
+        inside = [(i, j) for i in range(height) for j in range(width) if 0 <= i + a - r < height and 0 <= j + e - r < width]
+        kept = int(counts[b, a * s + e])
+        for i, j in inside[len(inside) - kept :] if last else inside[:kept]:
+            mask[b, 0, i, a, j, e] = 1
+    return mask.view(counts.shape[0], 1, height * s, width * s)
+
+
+def test_maps_are_max_and_mean_of_normalised_expanded_gradcam_of_the_seeded_draws(images):
     model = small_model()
     classes = torch.tensor([1, 2])
     with torch.no_grad():
         maps = draw_maps(model, images, classes, draws=3, draw_chunk=2)
-        features = model.backbone(images)
-    generator = torch.Generator().manual_seed(0)  # the model's seed
+        features = model.backbone(images)  # (B, C, h, w)
+    height, width = features.shape[2:]
+    generator = torch.Generator().manual_seed(0)  # the model's seed: the same counts, draw after draw
     draws = []
-    for _ in range(3):  # one draw at a time, one image at a time
-        mask = model.mask(features, generator)  # (B, 1, sh, sw)
-        per_image = []
-        for b in range(2):
-            cam = grad_cam(features[b : b + 1], lambda x: model.head(x, mask[b : b + 1]), classes)
-            top = cam.amax(dim=(2, 3), keepdim=True)
-            per_image.append(cam / torch.where(top > 0, top, torch.ones_like(top)))
-        draws.append(torch.cat(per_image))
+    for _ in range(3):  # one draw at a time, by autograd through the expanded map
+        counts = model.counts(features, generator)  # (B, s*s)
+        mask = mask_with_counts(counts, height, width, model.window)
+        assert torch.equal(keep_counts(mask, model.window), counts)
+        cam = grad_cam_expanded(features, model.classifier.weight, mask, classes)  # (B, K', h, w)
+        top = cam.amax(dim=(2, 3), keepdim=True)
+        draws.append(cam / torch.where(top > 0, top, torch.ones_like(top)))
     draws = torch.stack(draws)  # (N, B, K', h, w)
+    assert not torch.allclose(draws[0], draws[1])  # the draws differ
     torch.testing.assert_close(maps["max"], draws.amax(0), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(maps["mean"], draws.mean(0), rtol=1e-5, atol=1e-6)
 
@@ -242,3 +270,117 @@ def test_bad_settings_name_the_key(key, value):
 def test_bad_extraction_settings_name_the_key(images, key, value):
     with pytest.raises(WsssError, match=f"ficklenet.extract.{key}"):
         draw_maps(small_model(), images, [0], **{key: value})
+
+
+# --- the per-offset identity (module docstring) against autograd on the expanded map ---------
+
+WINDOWS = [1, 3, 5, 7]  # 7 > the 4 x 5 map: some windows read only padding at some offsets
+
+
+def random_head(window, drop_rate=0.5, seed=0):
+    """Features (2, 6, 4, 5), weight (3, 6, s, s) and a sampled mask, in float64 (tight tolerances)."""
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(2, 6, 4, 5, generator=generator, dtype=torch.float64)
+    weight = torch.randn(3, 6, window, window, generator=generator, dtype=torch.float64)
+    mask = sample_mask(2, 4, 5, window, drop_rate, generator).double()  # (B, 1, 4s, 5s)
+    return features, weight, mask
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_gradcam_from_keep_counts_equals_autograd_on_the_expanded_map(window):
+    features, weight, mask = random_head(window)
+    if window > 1:  # the case exercises the border rule: some kept offsets read the zero padding
+        assert (keep_counts(mask, window).sum(1) < mask.sum(dim=(1, 2, 3))).all()
+    classes = torch.tensor([2, 0])
+    expected = grad_cam_expanded(features, weight, mask, classes)  # (B, K', h, w), autograd
+    assert expected.amax() > 0
+    counts = keep_counts(mask, window)[None]  # (1, B, s*s): one draw
+    ours = draw_cams(offset_maps(features, weight[classes]), counts)[0]
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_gradcam_from_counts_ignores_where_the_kept_windows_are():
+    # two masks, same counts, different windows: the same Grad-CAM (what makes counts enough)
+    window, height, width = 3, 4, 5
+    features, weight, _ = random_head(window)
+    counts = sample_counts(2, height, width, window, 0.6, torch.Generator().manual_seed(3))  # (B, s*s)
+    first = mask_with_counts(counts, height, width, window)
+    last = mask_with_counts(counts, height, width, window, last=True)
+    assert not torch.equal(first, last) and torch.equal(keep_counts(last, window), counts)
+    cams = [grad_cam_expanded(features, weight, m.double(), [0, 1, 2]) for m in (first, last)]
+    torch.testing.assert_close(cams[0], cams[1], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_training_head_equals_expanded_head_in_scores_and_gradients(window):
+    features, weight, mask = random_head(window, seed=1)
+    outer = torch.randn(2, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)  # dL/dS
+    results = []
+    for fn in (head, head_expanded):
+        x, w = features.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        scores = fn(x, w, mask)  # (B, K)
+        (scores * outer).sum().backward()
+        results.append((scores.detach(), x.grad, w.grad))
+    for ours, expected in zip(*results):
+        torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-13)
+
+
+def test_model_loss_through_either_head_gives_the_same_backbone_gradients(images):
+    model = FickleNet(num_classes=K, backbone="resnet18", window=3, drop_rate=0.5).eval()
+    tags = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    with torch.no_grad():
+        mask = model.mask(model.backbone(images), torch.Generator().manual_seed(4))
+    grads = []
+    for fn in (model.head, model.head_expanded):
+        model.zero_grad()
+        F.multilabel_soft_margin_loss(fn(model.backbone(images), mask), tags).backward()
+        grads.append([p.grad.clone() for p in (model.backbone.stages[0][0].weight, model.classifier.weight)])
+    for ours, expected in zip(*grads):
+        assert expected.abs().sum() > 0
+        torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-6)
+
+
+def hand_mask():
+    """h = 2, w = 3, s = 3: every centre kept, plus (window -> offsets (a, e); what they read):
+    (0, 0) -> (0, 0) reads (-1, -1) outside, (2, 2) reads (1, 1);
+    (1, 2) -> (0, 0) reads (0, 1), (2, 2) reads (2, 3) outside, (1, 2) reads (1, 3) outside;
+    (1, 0) -> (2, 1) reads (2, 0) outside, (0, 1) reads (0, 0)."""
+    mask = torch.zeros(1, 1, 2, 3, 3, 3)  # (B, 1, i, a, j, e)
+    mask[:, :, :, 1, :, 1] = 1
+    for (i, j), (a, e) in [((0, 0), (0, 0)), ((0, 0), (2, 2)), ((1, 2), (0, 0)), ((1, 2), (2, 2)),
+                           ((1, 2), (1, 2)), ((1, 0), (2, 1)), ((1, 0), (0, 1))]:  # fmt: skip
+        mask[0, 0, i, a, j, e] = 1
+    return mask.view(1, 1, 6, 9)
+
+
+def test_keep_counts_by_hand():
+    counts = keep_counts(hand_mask(), 3)  # (1, 9), offsets row-major (a, e)
+    expected = torch.tensor([[1.0, 1, 0], [0, 6, 0], [0, 0, 1]])  # 13 keeps, 4 of them read outside
+    torch.testing.assert_close(counts.view(3, 3), expected)
+    shifted = shifted_masks(hand_mask(), 3)  # (1, 9, h, w): m'(v, d), indexed by the location read
+    assert shifted.shape == (1, 9, 2, 3)
+    assert shifted[0, 4].eq(1).all()  # every location is read by its own window's centre
+    assert shifted.sum() == 9 and shifted[0, 8, 1, 1] == 1 and shifted[0, 0, 0, 1] == 1 and shifted[0, 1, 0, 0] == 1
+    torch.testing.assert_close(shifted.sum(dim=(2, 3)), counts)
+    # all offsets kept: n_d = the windows whose offset d reads inside, (rows) x (cols)
+    full = keep_counts(torch.ones(1, 1, 6, 9), 3).view(3, 3)
+    torch.testing.assert_close(full, torch.tensor([1.0, 2, 1])[:, None] * torch.tensor([2.0, 3, 2]))
+
+
+def test_sampled_counts_have_the_distribution_of_counted_masks():
+    s, p, height, width, n = 7, 0.7, 3, 4, 4000  # s > h: the outer rows of offsets read only padding
+    valid = torch.tensor([0.0, 1, 2, 3, 2, 1, 0])[:, None] * torch.tensor([1.0, 2, 3, 4, 3, 2, 1])  # V_d by hand
+    torch.testing.assert_close(sample_counts(2, height, width, s, 0.0).view(2, s, s), valid.expand(2, s, s))
+    direct = sample_counts(n, height, width, s, p, torch.Generator().manual_seed(0)).view(n, s, s)
+    counted = keep_counts(sample_mask(n, height, width, s, p, torch.Generator().manual_seed(1)), s).view(n, s, s)
+    centre = s // 2
+    for counts in (direct, counted):
+        assert (counts[:, centre, centre] == height * width).all()  # the centre: always kept, always inside
+        assert (counts >= 0).all() and (counts <= valid).all() and counts.eq(counts.round()).all()
+        others = torch.ones(s, s, dtype=torch.bool)
+        others[centre, centre] = False
+        mean, var = counts.mean(0)[others], counts.var(0)[others]  # Binomial(V_d, 1 - p)
+        sigma = (valid[others] * p * (1 - p) / n).sqrt()  # standard error of the mean
+        assert ((mean - valid[others] * (1 - p)).abs() <= 5 * sigma + 1e-6).all()
+        torch.testing.assert_close(var, valid[others] * p * (1 - p), rtol=0.15, atol=1e-6)
+    assert not torch.equal(direct[0], direct[1])  # draws are independent

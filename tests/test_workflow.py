@@ -37,6 +37,7 @@ def tiny_config(methods=METHODS):
     config["sccam"]["model"]["subcategories"] = 2
     config["sccam"]["train"].update(rounds=1, round_epochs=1)
     config["labels"]["export_png"] = True
+    config["shards"] = 2
     return config
 
 
@@ -84,9 +85,11 @@ def run_dir(tmp_path_factory):
     return workdir
 
 
+SHARDS = 2  # tiny_config's `shards`: the per-image stages write <store>/1-of-2.h5 and 2-of-2.h5
 STAGE_FILES = [  # train is part of train_aug (dataset.eval_in_train): no stores of its own
-    "maps/train_aug.h5", "fused/train_aug.h5", "labels/train_aug.h5", "segmentation.pt",
-    "predictions/val.h5", "metrics/maps.json", "metrics/labels.json", "metrics/segmentation.json",
+    *[f"{store}/{i}-of-{SHARDS}.h5" for store in ("maps/train_aug", "fused/train_aug", "labels/train_aug",
+                                                  "predictions/val") for i in range(1, SHARDS + 1)],
+    "segmentation.pt", "metrics/maps.json", "metrics/labels.json", "metrics/segmentation.json",
 ]
 
 
@@ -95,10 +98,10 @@ def test_every_stage_writes_its_file(run_dir, method):
     results = run_dir / "results" / "demo" / method
     for name in STAGE_FILES:
         assert (results / name).is_file(), name
-    assert not (results / "maps" / "train.h5").exists()
+    assert not (results / "maps" / "train").exists()
     assert (results / "classifier.pt").is_file() == (method != "gradcam")  # Grad-CAM explains cam's
     assert len(list((results / "labels" / "train_aug_png").glob("*.png"))) == 24
-    for rule in ("extract_maps_train_aug", "make_labels_train_aug", "predict_val"):
+    for rule in ("extract_maps_train_aug_1-of-2", "make_labels_train_aug_2-of-2", "predict_val_1-of-2"):
         assert (results / "benchmarks" / f"{rule}.tsv").is_file()
         assert (results / "logs" / f"{rule}.log").is_file()
 
@@ -111,7 +114,7 @@ def test_method_outputs_carry_their_mechanism(run_dir):
     names = {"cam": {"cam"}, "gradcam": {"gradcam"}, "mdc": {"d1", "d2", "d3", "d4"}, "ficklenet": {"max", "mean"},
              "seam": {"cam", "pcm"}, "seenet": {"a", "b"}, "sccam": {"cam"}}
     for method, expected in names.items():
-        with StoreReader(run_dir / "results" / "demo" / method / "maps" / "train_aug.h5") as store:
+        with StoreReader(run_dir / "results" / "demo" / method / "maps" / "train_aug") as store:
             assert set(store.read(store.ids()[0])[0]) == expected, method
     state = read(run_dir / "results" / "demo" / "sccam" / "classifier.pt")
     rounds = state["subcategories"]
@@ -153,12 +156,35 @@ def test_changed_crf_parameter_reruns_labels_and_what_follows(run_dir):
     finally:
         write_config(run_dir, tiny_config())
     assert planned == {
-        "make_labels", "evaluate_labels", "train_segmentation", "predict",
+        "make_labels", "export_labels", "evaluate_labels", "train_segmentation", "predict",
         "evaluate_segmentation", "summarize", "all",
     }
     # only the methods labelled by the CRF rerun: MDC, FickleNet and SeeNet use their own rule
-    relabelled = {Path(p).parts[2] for p in outputs if p.endswith("labels/train_aug.h5")}
+    relabelled = {Path(p).parts[2] for p in outputs if "/labels/train_aug/" in p}
     assert relabelled == set(SHARED_LABELS)
+
+
+def test_shards_partition_the_split(run_dir):
+    """Each shard holds a contiguous block of the split's ids; together they hold each id once."""
+    import h5py
+
+    ids = (run_dir / "resources" / "demo" / "VOC2012" / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split()
+    for kind in ("maps", "fused", "labels"):
+        blocks = []
+        for i in range(1, SHARDS + 1):
+            with h5py.File(run_dir / "results" / "demo" / "cam" / kind / "train_aug" / f"{i}-of-{SHARDS}.h5") as h5:
+                blocks.append(sorted(h5.keys()))
+        assert blocks == [sorted(ids[:12]), sorted(ids[12:])], kind
+
+
+def test_set_scatter_overrides_the_shard_count(run_dir):
+    """--set-scatter shard=3 plans three extraction jobs per store (and reruns from there on)."""
+    out = snakemake(run_dir, "-n", "--set-scatter", "shard=3")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    for i in (1, 2, 3):
+        assert f"results/demo/cam/maps/train_aug/{i}-of-3.h5" in text
+    assert "maps/train_aug/1-of-2.h5" not in text
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ listing the K class indices (1-based, background is 0); labels / predictions are
 (H, W) with 255 for "ignore".
 
 Writers write to a temporary name in the same folder and rename on success, so a killed job
-never leaves a file that looks finished. A store may also be a folder of shard files
-(`*.h5`), read as one store.
+never leaves a file that looks finished. A store may also be split into shard files (the
+sharded stages write `<store>/<i>-of-<n>.h5`): a folder of them or a list of their paths is read
+as one store.
 """
 
 import json
@@ -68,6 +69,13 @@ class StoreWriter:
 
 
 def _store_files(path):
+    if isinstance(path, (list, tuple)):  # the shard files of one store
+        if not path:
+            raise WsssError("store: empty list of shard files")
+        for file in path:
+            if not Path(file).is_file():
+                raise WsssError(f"{file}: store shard does not exist")
+        return sorted(Path(file) for file in path)
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.h5"))
@@ -87,8 +95,8 @@ class StoreReader:
     """
 
     def __init__(self, path):
-        self.path = Path(path)
         self.files = _store_files(path)
+        self.path = store_name(path)
         self._handles = None
         self._index = {}
         for file in self.files:
@@ -145,6 +153,13 @@ class StoreReader:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def store_name(path):
+    """A store's name in messages and provenance: its file, its folder, or its shards' folder."""
+    if isinstance(path, (list, tuple)):
+        return Path(os.path.commonpath([str(p) for p in path])) if len(path) > 1 else Path(path[0])
+    return Path(path)
 
 
 def _open(file):

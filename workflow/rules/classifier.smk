@@ -10,9 +10,10 @@ rule train_classifier:
         model=lambda w: method_config(w)["model"],
         train=lambda w: method_config(w)["train"],
         device=config["device"],
+        amp=config["amp"],
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=config["gpus"],
     log:
         f"{LOGS}/train_classifier.log",
     benchmark:

@@ -31,6 +31,33 @@ wildcard_constraints:
     split="|".join(sorted(set(SPLITS.values()))),
 
 
+# The per-image stages run as `shards` jobs per split (--set-scatter shard=N overrides);
+# a store is the folder results/{dataset}/{method}/<kind>/{split}/ of files i-of-n.h5.
+scattergather:
+    shard=config["shards"],
+
+# Extraction settings every method has; the rest of a method's extract block are its own options.
+EXTRACT_KEYS = ("scales", "flip", "batch_size")
+
+
+def shard_file(kind):
+    """One shard of a store: the output (and 1:1 input) pattern of the per-image rules."""
+    return f"{RESULTS}/{kind}/{{split}}/{{scatteritem}}.h5"
+
+
+def shards_of(kind, split=None):
+    """Input function: every shard file of one method's store of `split` (default: the job's)."""
+    def files(wildcards):
+        return gather.shard(shard_file(kind), dataset=wildcards.dataset, method=wildcards.method,
+                            split=split or wildcards.split)
+    return files
+
+
+def all_shards(kind, methods, splits):
+    """Every shard file of the stores of these methods and splits (for target rules)."""
+    return gather.shard(shard_file(kind), dataset=DATASET, method=methods, split=splits)
+
+
 def split_list(split):
     """The split's id list: a dependency, produced by make_demo_dataset for the demo."""
     return f"{ROOT}/ImageSets/Segmentation/{split}.txt"

@@ -1,7 +1,7 @@
 rule evaluate_maps:
     input:
         split_list(EVAL),
-        fused=f"{RESULTS}/fused/{EVAL_STORE}.h5",
+        fused=shards_of("fused", EVAL_STORE),
     output:
         output=f"{RESULTS}/metrics/maps.json",
     params:
@@ -21,7 +21,7 @@ rule evaluate_maps:
 rule evaluate_labels:
     input:
         split_list(EVAL),
-        labels=f"{RESULTS}/labels/{EVAL_STORE}.h5",
+        labels=shards_of("labels", EVAL_STORE),
     output:
         output=f"{RESULTS}/metrics/labels.json",
     params:
@@ -40,7 +40,7 @@ rule evaluate_labels:
 rule evaluate_segmentation:
     input:
         split_list(VAL),
-        predictions=f"{RESULTS}/predictions/{VAL}.h5",
+        predictions=shards_of("predictions", VAL),
     output:
         output=f"{RESULTS}/metrics/segmentation.json",
     params:

@@ -13,13 +13,13 @@ def shared_labels(key):
 rule make_labels:
     input:
         split_list("{split}"),
-        fused=f"{RESULTS}/fused/{{split}}.h5",
+        fused=shard_file("fused"),
     output:
-        output=f"{RESULTS}/labels/{{split}}.h5",
-        **({"png_dir": directory(f"{RESULTS}/labels/{{split}}_png")} if LABELS["export_png"] else {}),
+        output=shard_file("labels"),
     params:
         **dataset_params(),
         split=lambda w: w.split,
+        shard=lambda w: w.scatteritem,
         saliency=SALIENCY,
         bg_cue=shared_labels("bg_cue"),
         crf=shared_labels("crf"),
@@ -28,15 +28,39 @@ rule make_labels:
         own=lambda w: method_config(w).get("labels"),
     threads: config["threads"]
     log:
-        f"{LOGS}/make_labels_{{split}}.log",
+        f"{LOGS}/make_labels_{{split}}_{{scatteritem}}.log",
     benchmark:
-        f"{BENCH}/make_labels_{{split}}.tsv"
+        f"{BENCH}/make_labels_{{split}}_{{scatteritem}}.tsv"
     conda:
         CONDA_ENV
     script:
         "../scripts/make_labels.py"
 
 
+rule export_labels:
+    input:
+        labels=shards_of("labels"),
+    output:
+        output=directory(f"{RESULTS}/labels/{{split}}_png"),
+    log:
+        f"{LOGS}/export_labels_{{split}}.log",
+    benchmark:
+        f"{BENCH}/export_labels_{{split}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/export_labels.py"
+
+
+# VOC palette PNGs of the training split's pseudo labels, when labels.export_png is set.
+LABEL_PNGS = (
+    expand(rules.export_labels.output.output, dataset=DATASET, method=METHODS, split=SPLITS["train_split"])
+    if LABELS["export_png"]
+    else []
+)
+
+
 rule labels:
     input:
-        expand(rules.make_labels.output.output, dataset=DATASET, method=METHODS, split=MAP_SPLITS),
+        all_shards("labels", METHODS, MAP_SPLITS),
+        LABEL_PNGS,

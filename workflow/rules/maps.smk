@@ -3,23 +3,26 @@ rule extract_maps:
         split_list("{split}"),
         checkpoint=classifier,
     output:
-        output=f"{RESULTS}/maps/{{split}}.h5",
+        output=shard_file("maps"),
     params:
         **dataset_params(),
         split=lambda w: w.split,
+        shard=lambda w: w.scatteritem,
         method=lambda w: w.method,
         saliency=SALIENCY,
         scales=lambda w: method_config(w)["extract"]["scales"],
         flip=lambda w: method_config(w)["extract"]["flip"],
-        options=lambda w: {k: v for k, v in method_config(w)["extract"].items() if k not in ("scales", "flip")},
+        batch_size=lambda w: method_config(w)["extract"]["batch_size"],
+        options=lambda w: {k: v for k, v in method_config(w)["extract"].items() if k not in EXTRACT_KEYS},
         device=config["device"],
+        amp=config.get("amp", True),
     threads: config["threads"]
     resources:
         gpu=1,
     log:
-        f"{LOGS}/extract_maps_{{split}}.log",
+        f"{LOGS}/extract_maps_{{split}}_{{scatteritem}}.log",
     benchmark:
-        f"{BENCH}/extract_maps_{{split}}.tsv"
+        f"{BENCH}/extract_maps_{{split}}_{{scatteritem}}.tsv"
     conda:
         CONDA_ENV
     script:
@@ -28,16 +31,16 @@ rule extract_maps:
 
 rule fuse_maps:
     input:
-        maps=f"{RESULTS}/maps/{{split}}.h5",
+        maps=shard_file("maps"),
     output:
-        output=f"{RESULTS}/fused/{{split}}.h5",
+        output=shard_file("fused"),
     params:
         method=lambda w: w.method,
         fuse=lambda w: method_config(w).get("fuse", {}),
     log:
-        f"{LOGS}/fuse_maps_{{split}}.log",
+        f"{LOGS}/fuse_maps_{{split}}_{{scatteritem}}.log",
     benchmark:
-        f"{BENCH}/fuse_maps_{{split}}.tsv"
+        f"{BENCH}/fuse_maps_{{split}}_{{scatteritem}}.tsv"
     conda:
         CONDA_ENV
     script:
@@ -50,9 +53,9 @@ MAP_SPLITS = sorted({SPLITS["train_split"], EVAL_STORE})
 
 rule maps:
     input:
-        expand(rules.extract_maps.output.output, dataset=DATASET, method=METHODS, split=MAP_SPLITS),
+        all_shards("maps", METHODS, MAP_SPLITS),
 
 
 rule fused:
     input:
-        expand(rules.fuse_maps.output.output, dataset=DATASET, method=METHODS, split=MAP_SPLITS),
+        all_shards("fused", METHODS, MAP_SPLITS),

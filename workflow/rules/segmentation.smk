@@ -4,7 +4,7 @@ SEG = config["segmentation"]
 rule train_segmentation:
     input:
         split_list(SPLITS["train_split"]),
-        labels=f"{RESULTS}/labels/{SPLITS['train_split']}.h5",
+        labels=shards_of("labels", SPLITS["train_split"]),
     output:
         output=f"{RESULTS}/segmentation.pt",
     params:
@@ -13,9 +13,10 @@ rule train_segmentation:
         model=SEG["model"],
         train=SEG["train"],
         device=config["device"],
+        amp=config["amp"],
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=config["gpus"],
     log:
         f"{LOGS}/train_segmentation.log",
     benchmark:
@@ -31,21 +32,23 @@ rule predict:
         split_list("{split}"),
         checkpoint=f"{RESULTS}/segmentation.pt",
     output:
-        output=f"{RESULTS}/predictions/{{split}}.h5",
+        output=shard_file("predictions"),
     params:
         **dataset_params(),
         split=lambda w: w.split,
+        shard=lambda w: w.scatteritem,
         scales=SEG["predict"]["scales"],
         flip=SEG["predict"]["flip"],
         crf=SEG["predict"]["crf"],
         device=config["device"],
+        amp=config.get("amp", True),
     threads: config["threads"]
     resources:
         gpu=1,
     log:
-        f"{LOGS}/predict_{{split}}.log",
+        f"{LOGS}/predict_{{split}}_{{scatteritem}}.log",
     benchmark:
-        f"{BENCH}/predict_{{split}}.tsv"
+        f"{BENCH}/predict_{{split}}_{{scatteritem}}.tsv"
     conda:
         CONDA_ENV
     script:
@@ -59,4 +62,4 @@ rule segmentations:
 
 rule predictions:
     input:
-        expand(rules.predict.output.output, dataset=DATASET, method=METHODS, split=SPLITS["val_split"]),
+        all_shards("predictions", METHODS, SPLITS["val_split"]),

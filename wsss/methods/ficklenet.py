@@ -10,12 +10,40 @@ x^expand (x^expand_p), then a convolution with kernel s and stride s gives the c
 (K, h, w) -> GAP -> scores S -> multilabel soft-margin loss. Dropout stays on at inference.
 
 Localization (Sec. 3.2): Grad-CAM of each class with respect to x (before expansion),
-Grad-CAM^c = ReLU(sum_k alpha_k^c x_k), under N = 200 random draws of the dropout mask. The
-randomness is only in the head, so the backbone runs once per image and the head is resampled.
+Grad-CAM^c = ReLU(sum_k alpha_k^c x_k), under N = 200 random draws of the dropout mask.
 Aggregation: pixel u goes to class c if c's map exceeds theta (0.35) in ANY of the N draws; a
 pixel claimed by several classes goes to the class with the highest mean map; unassigned pixels
 are ignored. maps() returns the max and the mean over draws; fuse() applies that rule.
 Seeds feed DSRG with a saliency background cue (pseudo_label).
+
+Draws without a backward pass. Write r = s // 2, W (K, C, s, s) the classifier, u a window (a
+location of x), d an offset in it and m(u, d) in {0, 1} the draw's keep mask. The head is
+
+    S^c = (1/hw) sum_u sum_d m(u, d) W[c, :, d] . x(u + d - r)        (x = 0 outside the map).
+
+It is linear in x, so dS^c / dx(v) = (1/hw) sum_d m'(v, d) W[c, :, d] with m'(v, d) = m(v - d + r, d)
+(the keep of the window that reads v at offset d; 0 if that window lies outside the map), and
+Grad-CAM's weight, the spatial mean of the gradient, is
+
+    alpha^c = (1/hw) sum_v dS^c / dx(v) = (1/(hw)^2) sum_d n_d W[c, :, d],   n_d = sum_v m'(v, d),
+
+n_d = the number of windows that keep offset d and read inside the map. With the per-offset class
+maps P_d(c, v) = W[c, :, d] . x(v) (one 1x1 convolution with K*s*s outputs),
+
+    Grad-CAM^c(v) = ReLU(sum_k alpha_k^c x_k(v)) = ReLU((1/(hw)^2) sum_d n_d P_d(c, v)).
+
+So P is computed once per image and scale, and a draw is s*s counts and a weighted sum of s*s
+maps: no backward pass and no expanded map (C x sh x sw: 512 x 369 x 369 floats for a 321 crop
+at output stride 8). Only the counts matter, so maps() samples them directly (sample_counts): the keeps are
+independent Bernoulli(1 - p), so n_d ~ Binomial(V_d, 1 - p) over the V_d windows whose offset d
+reads inside the map, and n_centre = hw. That is the distribution of keep_counts(sample_mask(..)),
+but 81 numbers per draw instead of s*s*h*w: sampling the masks took 3.4 s per 200 draws on one
+VOC image (VGG16, output stride 8, 46 x 62 features, 2 CPU threads), more than the backbone.
+
+Training uses the same sum reordered: S^c = (1/hw) sum_d W[c, :, d] . g_d with g_d = sum_v m'(v, d)
+x(v), the features pooled under each offset's shifted mask. Same scores and gradients as the
+expanded head, but the largest tensor is the mask planes m' (B, s*s, h, w), not the expanded map
+(B, C, sh, sw). The classifier stays a (K, C, s, s) convolution, so checkpoints are unchanged.
 """
 
 import numpy as np
@@ -56,6 +84,99 @@ def sample_mask(batch, height, width, window, drop_rate, generator=None, device=
     return keep.reshape(batch, 1, height * s, width * s).float()
 
 
+def sample_counts(batch, height, width, window, drop_rate, generator=None, device=None):
+    """The keep counts n_d (B, s*s) of one draw, without its mask; float, like keep_counts.
+
+    Same distribution as keep_counts(sample_mask(...)): each of the V_d windows whose offset d
+    reads inside the map keeps it independently with probability 1 - p, so n_d is Binomial(V_d,
+    1 - p); the centre is always kept and always reads inside, so n_centre = hw.
+    """
+    s = window
+    like = torch.empty(0, device=device)
+    rows, cols = _reads_inside(height, s, like).sum(0), _reads_inside(width, s, like).sum(0)  # (s,), (s,)
+    valid = (rows[:, None] * cols[None, :]).flatten().expand(batch, s * s).contiguous()  # V_d (B, s*s)
+    counts = torch.binomial(valid, torch.full_like(valid, 1 - drop_rate), generator=generator)
+    counts[:, (s * s) // 2] = height * width  # the centre offset (s // 2, s // 2)
+    return counts
+
+
+def keep_counts(mask, window):
+    """Mask (B, 1, s*h, s*w) -> n_d (B, s*s): the windows that keep offset d and read inside the map.
+
+    Offset d = (a, e) of window (i, j) reads x at (i + a - r, j + e - r); outside the map it reads
+    the zero padding, which adds nothing to the score or its gradient, so it is not counted.
+    Equals shifted_masks(mask, window).sum((2, 3)), in one contraction.
+    """
+    s = window
+    batch, height, width = mask.shape[0], mask.shape[2] // s, mask.shape[3] // s
+    keep = mask.view(batch, height, s, width, s)  # (B, i, a, j, e)
+    rows, cols = _reads_inside(height, s, mask), _reads_inside(width, s, mask)  # (h, s), (w, s)
+    return torch.einsum("biaje,ia,je->bae", keep, rows, cols).reshape(batch, s * s)
+
+
+def _reads_inside(size, window, like):
+    """(size, s), 1 where location i at offset a reads inside the map: 0 <= i + a - s // 2 < size."""
+    offsets = torch.arange(window, device=like.device) - window // 2  # (s,)
+    reads = torch.arange(size, device=like.device)[:, None] + offsets  # (size, s)
+    return ((reads >= 0) & (reads < size)).to(like.dtype)
+
+
+def shifted_masks(mask, window):
+    """Mask (B, 1, s*h, s*w) -> m' (B, s*s, h, w), m'[b, d, v] = m(v - d + r, d).
+
+    The keep of the window that reads location v at offset d (0 where that window lies outside
+    the map): the mask moved from the windows to the locations they read.
+    """
+    s, r = window, window // 2
+    batch, height, width = mask.shape[0], mask.shape[2] // s, mask.shape[3] // s
+    planes = mask.view(batch, height, s, width, s).permute(0, 2, 4, 1, 3)  # (B, a, e, i, j)
+    planes = F.pad(planes, (r, r, r, r))  # window (i, j) now at (i + r, j + r)
+    # the window reading v at offset (a, e) is v - (a, e) + r, stored at v - (a, e) + 2r
+    rows = [slice(2 * r - a, 2 * r - a + height) for a in range(s)]
+    cols = [slice(2 * r - e, 2 * r - e + width) for e in range(s)]
+    shifted = [planes[:, a, e, rows[a], cols[e]] for a in range(s) for e in range(s)]  # s*s x (B, h, w)
+    return torch.stack(shifted, dim=1)
+
+
+def head(features, weight, mask):
+    """Class scores (B, K) of one draw, features (B, C, h, w), weight (K, C, s, s), mask (B, 1, sh, sw).
+
+    S^c = (1/hw) sum_d W[c, :, d] . g_d, g_d = features pooled under offset d's shifted mask:
+    the expanded head's sum reordered, without the expanded map (see the module docstring).
+    """
+    shifted = shifted_masks(mask, weight.shape[-1])  # m' (B, s*s, h, w)
+    pooled = torch.einsum("bdhw,bchw->bcd", shifted, features)  # g (B, C, s*s)
+    area = features.shape[2] * features.shape[3]
+    return torch.einsum("bcd,kcd->bk", pooled, weight.flatten(2)) / area
+
+
+def head_expanded(features, weight, mask):
+    """The paper's head, the reference for head(): expand, drop, kernel-s stride-s conv, GAP -> (B, K)."""
+    window = weight.shape[-1]
+    dropped = expand(features, window) * mask  # x^expand_p   (B, C, s*h, s*w)
+    return F.conv2d(dropped, weight, stride=window).mean(dim=(2, 3))  # (B, K, h, w) -> GAP
+
+
+def grad_cam_expanded(features, weight, mask, classes):
+    """Reference Grad-CAM of one draw by autograd through head_expanded: (B, K', h, w)."""
+    return grad_cam(features, lambda x: head_expanded(x, weight, mask), classes)
+
+
+def offset_maps(features, weight):
+    """P (B, K, s*s, h, w), P[b, c, d] = W[c, :, d] . x_b: one 1x1 convolution with K*s*s outputs."""
+    return torch.einsum("kcd,bchw->bkdhw", weight.flatten(2), features)
+
+
+def draw_cams(offsets, counts):
+    """P (B, K', s*s, h, w), n_d (n, B, s*s) -> each draw's Grad-CAM (n, B, K', h, w).
+
+    ReLU((1/(hw)^2) sum_d n_d P_d). The counts are divided by hw before the sum and the result
+    after it, so that half precision (amp on CUDA) neither overflows nor underflows.
+    """
+    area = offsets.shape[-2] * offsets.shape[-1]
+    fractions = (counts / area).to(offsets.dtype)  # in [0, 1]
+    return F.relu(torch.einsum("nbd,bkdhw->nbkhw", fractions, offsets)) / area
+
 class FickleNet(nn.Module):
     def __init__(
         self,
@@ -88,10 +209,17 @@ class FickleNet(nn.Module):
         batch, _, height, width = features.shape
         return sample_mask(batch, height, width, self.window, self.drop_rate, generator, features.device)
 
+    def counts(self, features, generator=None):  # (B, C, h, w) -> n_d (B, s*s)
+        batch, _, height, width = features.shape
+        return sample_counts(batch, height, width, self.window, self.drop_rate, generator, features.device)
+
     def head(self, features, mask):
         """features (B, C, h, w), mask (B, 1, s*h, s*w) -> class scores (B, K)."""
-        dropped = expand(features, self.window) * mask  # x^expand_p   (B, C, s*h, s*w)
-        return self.classifier(dropped).mean(dim=(2, 3))  # (B, K, h, w) -> GAP
+        return head(features, self.classifier.weight, mask)
+
+    def head_expanded(self, features, mask):
+        """The same scores through the expanded map (the reference; memory grows with C*s*s)."""
+        return head_expanded(features, self.classifier.weight, mask)
 
     def forward(self, images):  # (B, 3, H, W) -> class scores (B, K), one random draw
         features = self.backbone(images)  # (B, C, h, w)
@@ -110,23 +238,24 @@ class FickleNet(nn.Module):
 
         Each draw's map is divided by its own per-class maximum first (so theta applies per
         draw). The generator is seeded afresh at every call: the same image gives the same maps
-        whatever else was extracted before. Draws are processed `draw_chunk` at a time as one
-        batch (draw-major: row n * B + b is draw n of image b); every draw samples its own mask
-        in turn, so the result does not depend on the chunk size.
+        whatever else was extracted before. A draw's Grad-CAM is the sum of the per-offset maps
+        weighted by its keep counts (module docstring): the backbone and the per-offset maps run
+        once, then every draw samples its counts in turn (draw after draw, all images of the
+        batch at once), so the result does not depend on the chunk size; `draw_chunk` draws are
+        combined at once (it bounds the (n, B, K', h, w) tensor).
         """
         for key, value in (("draws", draws), ("draw_chunk", draw_chunk)):
             if not isinstance(value, int) or value < 1:
                 raise WsssError(f"ficklenet.extract.{key}: must be a positive integer, got {value!r}")
         features = self.backbone(images).detach()  # (B, C, h, w): once, the randomness is in the head
-        batch = features.shape[0]
+        classes = torch.as_tensor(classes, dtype=torch.long, device=features.device)
+        offsets = offset_maps(features, self.classifier.weight[classes].detach())  # P (B, K', s*s, h, w)
         generator = torch.Generator(device=features.device).manual_seed(seed)
         peak, total = None, 0
         for start in range(0, draws, draw_chunk):
             count = min(draw_chunk, draws - start)
-            masks = torch.cat([self.mask(features, generator) for _ in range(count)])  # (n*B, 1, sh, sw)
-            repeated = features.repeat(count, 1, 1, 1)  # (n*B, C, h, w)
-            cams = grad_cam(repeated, lambda x: self.head(x, masks), classes)  # (n*B, K', h, w)
-            cams = cams.view(count, batch, *cams.shape[1:])  # (n, B, K', h, w)
+            counts = torch.stack([self.counts(features, generator) for _ in range(count)])  # n_d (n, B, s*s)
+            cams = draw_cams(offsets, counts)  # (n, B, K', h, w)
             top = cams.amax(dim=(3, 4), keepdim=True)  # per draw, image and class
             cams = cams / torch.where(top > 0, top, torch.ones_like(top))  # in [0, 1]; all-zero stays 0
             chunk_peak = cams.amax(dim=0)  # (B, K', h, w)

@@ -21,6 +21,6 @@ def score_store(store, root, classes, split, desc):
         for image_id in tqdm(voc.ids, desc=f"{desc} {split}", mininterval=5):
             gt = ground_truth(voc, image_id)
             label = reader.read(image_id)[0]["label"]
-            check_shape(gt, label.shape, image_id, store)
+            check_shape(gt, label.shape, image_id, reader.path)
             conf = conf + confusion(gt, label, len(names))
     return {"images": len(voc.ids), **scores(conf, names)}

@@ -34,7 +34,7 @@ def run(fused, root, classes, split, output, bg_scores, saliency=None, threads=1
             gt = ground_truth(voc, image_id)
             arrays, attrs = reader.read(image_id)
             maps = arrays["map"].astype(np.float32)
-            check_shape(gt, maps.shape[1:], image_id, fused)
+            check_shape(gt, maps.shape[1:], image_id, reader.path)
             for t in thresholds:
                 conf[t] = conf[t] + confusion(gt, maps_to_label(maps, attrs["classes"], t), len(names))
     results = {t: scores(conf[t], names) for t in thresholds}

@@ -9,19 +9,21 @@ Pixels whose final probability is below `confidence` are set to 255 ("ignore").
 
 MDC, FickleNet and SeeNet label with their paper's own rule instead (saliency as background;
 `<method>.labels.rule: paper`); `rule: shared` gives them the cue + CRF above.
-"""
 
-from pathlib import Path
+Images are labelled in `threads` worker processes (wsss.parallel): the CRF runs on one core per
+image, so the stage scales with the rule's threads. One job labels one shard of the split.
+"""
 
 import numpy as np
 from tqdm import tqdm
 
+from wsss import shards
 from wsss.crf import PRESETS, dense_crf
-from wsss.data.palette import save_palette_png
 from wsss.data.voc import IGNORE, VOCDataset
 from wsss.errors import WsssError
 from wsss.io import StoreReader, StoreWriter
 from wsss.methods import METHODS
+from wsss.parallel import ordered_map, shared
 
 
 def background_score(cue, maps, saliency=None):
@@ -79,23 +81,28 @@ def label_rule(method, own, bg_cue, crf, confidence):
 
 
 def run(fused, root, classes, split, output, bg_cue, crf, confidence, method=None, own=None, saliency=None,
-        png_dir=None, threads=1):
-    """bg_cue, crf, confidence: the shared labels block (None for a method with its own rule)."""
+        threads=1, shard=None):
+    """bg_cue, crf, confidence: the shared labels block (None for a method with its own rule).
+    fused: the fused maps of this shard; shard: "i-of-n" (None = the whole split)."""
     voc = VOCDataset(root, classes, split, saliency)
+    ids = shards.select(voc.ids, shard)
     rule, needs_saliency = label_rule(method, own, bg_cue, crf, confidence)
-    params = {"fused": str(fused), "own": own}
+    params = {"fused": str(fused), "shard": shard, "own": own}
     if bg_cue is not None:  # labelled by the shared cue + CRF
         params.update(bg_cue=bg_cue, crf=crf_settings(crf), confidence=confidence)
-    if png_dir:
-        Path(png_dir).mkdir(parents=True, exist_ok=True)
     with StoreReader(fused) as reader, StoreWriter(
         output, "make_labels", reader.attrs.get("method"), reader.classes, params
     ) as store:
-        for image_id in tqdm(voc.ids, desc=f"make_labels {split}", mininterval=5):
-            arrays, attrs = reader.read(image_id)
-            maps = arrays["map"].astype(np.float32)
-            sal = voc.saliency(image_id) if needs_saliency else None
-            label = rule(voc.image(image_id), maps, attrs["classes"], sal)
+        shared(voc=voc, reader=reader, rule=rule, needs_saliency=needs_saliency)  # seen by the workers
+        labels = ordered_map(label_one, ids, max(1, threads))
+        for image_id, label in tqdm(zip(ids, labels), total=len(ids), desc=f"make_labels {split}", mininterval=5):
             store.write(image_id, {"label": label})
-            if png_dir:
-                save_palette_png(f"{png_dir}/{image_id}.png", label)
+
+
+def label_one(image_id):
+    """The pseudo label of one image (runs in a worker process)."""
+    state = shared()
+    arrays, attrs = state["reader"].read(image_id)
+    maps = arrays["map"].astype(np.float32)  # (K', H, W)
+    sal = state["voc"].saliency(image_id) if state["needs_saliency"] else None
+    return state["rule"](state["voc"].image(image_id), maps, attrs["classes"], sal)

@@ -1,16 +1,19 @@
-"""predict: segmentation of a split with the trained net (multi-scale + flip, optional CRF)."""
+"""predict: segmentation of a split (or one shard of it) with the trained net (multi-scale +
+flip, optional CRF). The net runs in the main process; the CRF of each image runs in one of
+`threads` worker processes (wsss.parallel), overlapping with the net's next images."""
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from wsss import checkpoint
+from wsss import checkpoint, shards
 from wsss.crf import dense_crf
 from wsss.data.transforms import normalize
 from wsss.data.voc import VOCDataset
-from wsss.device import pick_device
+from wsss.device import autocast, pick_device
 from wsss.io import StoreWriter
+from wsss.parallel import ordered_map, shared
 from wsss.models.segmentation import SegmentationNet
 from wsss.stages.make_labels import crf_settings
 
@@ -37,19 +40,35 @@ def predict_probs(net, image, scales, flip, device):
         if flip:
             probs = torch.cat([probs[:1], probs[1:].flip(-1)])
         total = total + F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False).sum(0)
-    return (total / (len(scales) * (2 if flip else 1))).cpu().numpy()
+    return (total.float() / (len(scales) * (2 if flip else 1))).cpu().numpy()
 
 
-def run(checkpoint, root, classes, split, output, scales, flip, crf, device="auto", threads=1):
+def run(checkpoint, root, classes, split, output, scales, flip, crf, device="auto", threads=1, shard=None,
+        amp=True):
     device = pick_device(device)
     net = load_segmentation(checkpoint).to(device).eval()
     voc = VOCDataset(root, classes, split)
+    ids = shards.select(voc.ids, shard)
     crf_params = crf_settings(crf)
-    params = {"checkpoint": str(checkpoint), "scales": scales, "flip": flip, "crf": crf_params}
-    with StoreWriter(output, "predict", "segmentation", ["background", *classes], params) as store:
-        for image_id in tqdm(voc.ids, desc=f"predict {split}", mininterval=5):
+    params = {"checkpoint": str(checkpoint), "shard": shard, "scales": scales, "flip": flip, "crf": crf_params}
+    shared(crf=crf_params)  # seen by the workers
+
+    def probabilities():  # (image, (C, H, W) probabilities) per id, computed lazily in this process
+        for image_id in ids:
             image = voc.image(image_id)
-            probs = predict_probs(net, image, scales, flip, device)  # (C, H, W)
-            if crf_params is not None:
-                probs = dense_crf(image, probs, **crf_params)
-            store.write(image_id, {"label": probs.argmax(0).astype(np.uint8)})
+            with autocast(device, amp):
+                probs = predict_probs(net, image, scales, flip, device)
+            yield image, probs
+
+    with StoreWriter(output, "predict", "segmentation", ["background", *classes], params) as store:
+        labels = ordered_map(label_of, probabilities(), max(1, threads) if crf_params else 1)
+        for image_id, label in tqdm(zip(ids, labels), total=len(ids), desc=f"predict {split}", mininterval=5):
+            store.write(image_id, {"label": label})
+
+
+def label_of(item):
+    """(image, probabilities) -> uint8 label (H, W), after the CRF when one is set."""
+    image, probs = item
+    if shared()["crf"] is not None:
+        probs = dense_crf(image, probs, **shared()["crf"])
+    return probs.argmax(0).astype(np.uint8)

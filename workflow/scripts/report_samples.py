@@ -1,0 +1,7 @@
+"""Snakemake shim for rule report_samples: the work is in wsss.report.samples.run."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../..")  # the repo root, so --use-conda needs no install
+from wsss.report import run_rule  # noqa: E402
+
+run_rule(snakemake, "samples")
