@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: demo test clean-results
+.PHONY: demo test test-slurm clean-results
 
 $(BIN)/activate: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(BIN)/activate
 
 test: $(BIN)/activate
 	$(BIN)/python -m pytest -q
+
+# The pipeline through profiles/slurm on a throw-away local SLURM (needs root; apt-installs it).
+test-slurm: $(BIN)/activate
+	WSSS_SLURM=1 $(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
 clean-results:
 	rm -rf results .snakemake

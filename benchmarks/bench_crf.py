@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib import clock, main, row, voc_images, write_voc_tree, blobs
+from benchlib import blobs, clock, main, row, voc_images, write_voc_tree
 
 BG_CUE = {"type": "power", "alpha": 4}
 CRF = {"preset": "psa"}

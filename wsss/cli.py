@@ -63,7 +63,8 @@ def cmd_list(args):
             print(f"  {name:<10} {array.dtype} {tuple(array.shape)}")
         for key, value in attrs.items():
             print(f"  @{key:<9} {np.asarray(value).tolist()}")
-        print("params   " + json.dumps(reader.attrs.get("params", {}), indent=2, sort_keys=True).replace("\n", "\n         "))
+        params = json.dumps(reader.attrs.get("params", {}), indent=2, sort_keys=True)
+        print("params   " + params.replace("\n", "\n         "))
         if args.ids:
             print("\n".join(reader.ids()))
 
@@ -78,7 +79,8 @@ def read_image(root, image_id, shape):
     with Image.open(path) as img:
         image = np.asarray(img.convert("RGB"))
     if image.shape[:2] != tuple(shape):
-        raise WsssError(f"{path}: image size {image.shape[:2]} differs from the store's {tuple(shape)} for id {image_id}")
+        raise WsssError(f"{path}: image size {image.shape[:2]} differs from the store's {tuple(shape)} "
+                        f"for id {image_id}")
     return image
 
 
@@ -159,7 +161,8 @@ def cmd_compare(args):
             stores.append((path, *reader.read(args.id), reader.classes))
     shapes = {tuple(shape_of(arrays)) for _, arrays, _, _ in stores}
     if len(shapes) > 1:
-        raise WsssError(f"image id {args.id}: sizes differ between {args.store_a} and {args.store_b} ({sorted(shapes)})")
+        raise WsssError(f"image id {args.id}: sizes differ between {args.store_a} and {args.store_b} "
+                        f"({sorted(shapes)})")
     shape = shapes.pop()
     image, first_row, labels = dataset_panels(args.root, args.id, shape)
     label_row, map_rows = [], []  # A's panels, then B's, in each row
@@ -191,10 +194,11 @@ def difference_panel(a, b):
 def cmd_export(args):
     with open_store(args.store) as reader:
         ids = args.ids or reader.ids()
+        Path(args.outdir).mkdir(parents=True, exist_ok=True)
         for image_id in ids:
             arrays = reader.read(image_id)[0]
             if LABEL not in arrays:
-                raise WsssError(f"{args.store}: holds {', '.join(arrays)} of stage {reader.attrs['stage']}, "
+                raise WsssError(f"{args.store}: holds {', '.join(arrays)} arrays (stage {reader.attrs['stage']}), "
                                 "not labels; export takes a make_labels or predict store")
             save_palette_png(Path(args.outdir) / f"{image_id}.png", arrays[LABEL])
     print(f"wrote {len(ids)} palette PNGs to {args.outdir}")

@@ -69,7 +69,6 @@ def wrap(model, device):
     heads receive no gradient in some steps (SC-CAM's sub-category head before its first round)."""
     if not is_distributed():
         return model
-    return model  # MUTATION
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 

@@ -25,21 +25,24 @@ CPUS=$(nproc)
 DB_PASS=wsss-slurm-test                            # a local database bound to 127.0.0.1 only
 export SLURM_CONF=$STATE/slurm.conf
 
-log() { echo "start_slurm: $*"; }
+log() { echo "start_slurm: [${SECONDS}s] $*"; }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
     local seconds=$1 what=$2
     shift 2
-    for _ in $(seq $((seconds * 5))); do
-        "$@" >/dev/null 2>&1 && return 0
+    local deadline=$((SECONDS + seconds))
+    while ! "$@" >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "start_slurm: $what did not come up within ${seconds}s; logs in $STATE" >&2
+            tail -n 20 "$STATE"/log/*.log "$STATE"/mysql/*.log >&2 || true
+            exit 1
+        fi
         sleep 0.2
     done
-    echo "start_slurm: $what did not come up within ${seconds}s; logs in $STATE/log" >&2
-    tail -n 20 "$STATE"/log/*.log "$STATE"/mysql/*.log >&2 || true
-    exit 1
 }
 
-node_idle() { [ "$(sinfo -h -N -p "$PARTITION" -o %t 2>/dev/null)" = idle ]; }
+# (sinfo waits 60 s for a missing slurm.conf: check the file first)
+node_idle() { [ -f "$SLURM_CONF" ] && [ "$(sinfo -h -N -p "$PARTITION" -o %t 2>/dev/null)" = idle ]; }
 
 install_packages() {
     local missing=()
@@ -88,6 +91,8 @@ GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
+# for slurmdbd connections this names the munge socket (AuthInfo covers the rest)
+AccountingStoragePass=$STATE/munge/munge.socket
 AccountingStorageEnforce=associations
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
@@ -168,8 +173,8 @@ if node_idle && sacctmgr -n list cluster >/dev/null 2>&1; then
 fi
 install_packages
 write_configs
-start_munge
-start_mariadb
-start_slurmdbd
+start_munge && log "munged up"
+start_mariadb && log "mariadb up"
+start_slurmdbd && log "slurmdbd up, account $ACCOUNT registered"
 start_slurm
 log "up: partition $PARTITION, account $ACCOUNT, node $NODE with $CPUS CPUs and 1 GPU (SLURM_CONF=$SLURM_CONF)"

@@ -21,12 +21,19 @@ def store(kind, method, split):
     return gather.shard(shard_file(kind), dataset=DATASET, method=method, split=split)
 
 
+def network(model, train):
+    """e.g. 'resnet18 from scratch, 7 epochs, crop 96'."""
+    weights = {"none": "from scratch", "imagenet": "ImageNet-initialised"}.get(
+        model["weights"], f"weights {model['weights']}"
+    )
+    return f"{model['backbone']} {weights}, {train['epochs']} epoch{'s' * (train['epochs'] > 1)}, crop {train['crop']}"
+
+
 def method_settings(method):
     """One line of what tells a method's run apart, for the table and the captions."""
     block = config[method]
     if CLASSIFIER_OF[method] == method:
-        model, train = block["model"], block["train"]
-        parts = [f"{model['backbone']} ({model['weights']} weights), {train['epochs']} epochs, crop {train['crop']}"]
+        parts = [network(block["model"], block["train"])]
     else:
         parts = [f"{CLASSIFIER_OF[method]}'s classifier"]
     extract = block["extract"]
@@ -39,10 +46,7 @@ def method_settings(method):
 
 
 SETTINGS = {method: method_settings(method) for method in METHODS}
-SEGMENTATION_SETTINGS = (
-    f"DeepLab-v3 on {SEG['model']['backbone']} ({SEG['model']['weights']} weights), "
-    f"{SEG['train']['epochs']} epochs, crop {SEG['train']['crop']}"
-)
+SEGMENTATION_SETTINGS = "DeepLab-v3 on " + network(SEG["model"], SEG["train"])
 METRICS = {kind: metrics_of(getattr(rules, f"evaluate_{kind}")) for kind in ("maps", "labels", "segmentation")}
 
 
@@ -75,7 +79,9 @@ rule report_curves:
     input:
         maps=METRICS["maps"],
     output:
-        output=figure(f"{FIGURES}/bg_sweep.png", "bg_sweep.rst", "1. Methods compared", figure="2 background-score sweep"),
+        output=figure(
+            f"{FIGURES}/bg_sweep.png", "bg_sweep.rst", "1. Methods compared", figure="2 background-score sweep"
+        ),
     params:
         methods=METHODS,
         caption_settings=SETTINGS,
@@ -136,6 +142,7 @@ rule report_samples:
         ids=REPORT["ids"],
         caption_settings=SETTINGS,
         caption_segmentation=SEGMENTATION_SETTINGS,
+        caption_label_stores=[str(Path(store("labels", method, EVAL_STORE)[0]).parent) for method in METHODS],
     log:
         f"{REPORT_LOGS}/report_samples.log",
     benchmark:

@@ -42,8 +42,8 @@ VOC image (VGG16, output stride 8, 46 x 62 features, 2 CPU threads), more than t
 
 Training uses the same sum reordered: S^c = (1/hw) sum_d W[c, :, d] . g_d with g_d = sum_v m'(v, d)
 x(v), the features pooled under each offset's shifted mask. Same scores and gradients as the
-expanded head, but the largest tensor is the mask planes m' (B, s*s, h, w), not the expanded map
-(B, C, sh, sw). The classifier stays a (K, C, s, s) convolution, so checkpoints are unchanged.
+expanded head, but the head's tensors over the map are the mask and its shifted planes m'
+(B, s*s, h, w), without channels, instead of the expanded map (B, C, sh, sw). The classifier stays a (K, C, s, s) convolution, so checkpoints are unchanged.
 """
 
 import numpy as np

@@ -12,8 +12,12 @@ FIXED = {"IRN": 0.15, "psa": 0.20}
 
 def run(methods, maps, output):
     """maps: each method's maps.json, in the order of `methods`."""
-    metrics = read_metrics(methods, maps, "maps")
-    colors = method_colors(methods)
+    save(figure(read_metrics(methods, maps, "maps")), output)
+
+
+def figure(metrics):
+    """metrics: {method: maps.json content} -> the figure (one line and one star per method)."""
+    colors = method_colors(list(metrics))
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for name, t in FIXED.items():
         ax.axvline(t, color="0.6", linestyle=":", linewidth=1)
@@ -31,4 +35,4 @@ def run(methods, maps, output):
     ax.set_title(f"Maps mIoU against the background score ({first['split']}, {first['images']} images; * = best)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    save(fig, output)
+    return fig

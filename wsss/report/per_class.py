@@ -19,8 +19,12 @@ LEVELS = {  # metric file kind -> panel title
 def run(methods, maps, labels, segmentation, output):
     """maps / labels / segmentation: the methods' metric JSON files, in the order of `methods`."""
     files = {"maps": maps, "labels": labels, "segmentation": segmentation}
+    save(figure({kind: read_metrics(methods, files[kind], kind) for kind in LEVELS}, methods), output)
+
+
+def figure(levels, methods):
+    """levels: {maps / labels / segmentation: {method: metric JSON content}} -> the figure."""
     colors = method_colors(methods)
-    levels = {kind: read_metrics(methods, files[kind], kind) for kind in LEVELS}
     classes = list(levels["maps"][methods[0]]["per_class"])  # background first
     width = max(11, 0.1 * len(classes) * len(methods) + 3)  # VOC: 21 classes x 7 methods -> 17.7 in
     fig, axes = plt.subplots(len(LEVELS), 1, figsize=(width, 3.2 * len(LEVELS)))
@@ -28,11 +32,12 @@ def run(methods, maps, labels, segmentation, output):
         bars(ax, levels[kind], classes, colors)
         first = levels[kind][methods[0]]
         ax.set_title(f"{title}: {first['split']}, {first['images']} images", fontsize=10, loc="left")
-        ax.set_xticks(np.arange(len(classes)), classes, rotation=30 if len(classes) > 10 else 0)
+        rotate = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"} if len(classes) > 10 else {}
+        ax.set_xticks(np.arange(len(classes)), classes, **rotate)
         ax.set_xlim(-0.5, len(classes) - 0.5)
     fig.suptitle("IoU per class (%); legend: method (mIoU)", x=0.01, ha="left")
     fig.tight_layout()
-    save(fig, output)
+    return fig
 
 
 def bars(ax, metrics, classes, colors):

@@ -33,9 +33,13 @@ class LineLog:
 
     def __init__(self, path):
         self.file = open(path, "w")
+        self.line_open = False  # the last write left a line unfinished (a progress bar)
 
     def write(self, text):
-        return self.file.write(text.replace("\r", "\n").replace("\n\n", "\n"))
+        text = text.replace("\r", "\n").replace("\n\n", "\n")
+        if text:
+            self.line_open = not text.endswith("\n")
+        return self.file.write(text)
 
     def flush(self):
         self.file.flush()
@@ -78,6 +82,8 @@ def run_stage(stage, kwargs, log_path):
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             module.run(**kwargs)
     except WsssError as exc:
+        if getattr(log, "line_open", False):  # a progress bar was drawing: the error gets its own line
+            log.write("\n")
         print(f"error: {exc}", file=log, flush=True)
         return str(exc)
     except Exception:
