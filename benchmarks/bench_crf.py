@@ -3,7 +3,8 @@
 A VOC-format tree of 375 x 500 demo-style JPEGs and a fused-map store (two present classes per
 image, smooth blobs as maps) are written to a temporary folder; `wsss.stages.make_labels.run`
 labels them with psa's background cue (power, alpha 4) and psa's CRF preset (10 iterations over
-background + the present classes), once with threads=1 and once with threads=2. Target (issue
+background + the present classes) with threads=1 and threads=2, alternating, twice each (the
+fastest run of each counts: the least disturbed on a shared machine). Target (issue
 4): >= 1.7x. Context: one image's CRF with 3 vs. 21 labels (the issue measured 0.47 s and 1.17 s).
 """
 
@@ -60,14 +61,18 @@ def run(quick=False):
         folder = Path(tmp)
         ids = write_voc_tree(folder / "voc", images, split="train")
         write_fused(folder / "fused.h5", ids, images[0].shape[:2], VOC_CLASSES)
-        one = time_stage(folder, folder / "fused.h5", VOC_CLASSES, threads=1)
-        two = time_stage(folder, folder / "fused.h5", VOC_CLASSES, threads=2)
+        best = {1: float("inf"), 2: float("inf")}
+        for _ in range(1 if quick else 2):  # alternating; the fastest run is the least disturbed
+            for threads in (1, 2):
+                best[threads] = min(best[threads], time_stage(folder, folder / "fused.h5", VOC_CLASSES, threads))
+        one, two = best[1], best[2]
     rng = np.random.default_rng(3)
     repeats = 1 if quick else 2
     three, twentyone = crf_labels(images[0], 3, rng, repeats), crf_labels(images[0], 21, rng, repeats)
     ratio = one / two
     return [row("CRF stage (make_labels): 2 processes vs. 1", two, one, ratio, ">= 1.7x", ratio >= 1.7,
-                f"ours = threads 2, reference = threads 1, ratio = reference / ours; {count} images 375x500, "
+                f"ours = threads 2, reference = threads 1 (fastest of {1 if quick else 2} alternating runs), "
+                f"ratio = reference / ours; {count} images 375x500, "
                 f"2 present classes, power cue alpha 4, psa CRF (10 iterations); one image's CRF: "
                 f"{three:.2f} s with 3 labels, {twentyone:.2f} s with 21 (issue: 0.47 s, 1.17 s)")]
 

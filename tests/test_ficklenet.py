@@ -172,7 +172,7 @@ def test_maps_shape_range_and_reproducibility(images):
     assert not torch.allclose(maps["max"], maps["mean"])  # the draws differ
     with torch.no_grad():
         assert not torch.allclose(draw_maps(model, images, classes, seed=1)["mean"], maps["mean"])
-    # chunking the draws changes nothing (2 + 2 + 1 vs 5): each draw samples its own mask in turn
+    # chunking the draws changes nothing (2 + 2 + 1 vs 5): the counts of all draws are sampled first
     with torch.no_grad():
         chunked = draw_maps(model, images, classes, draw_chunk=5)
     torch.testing.assert_close(chunked["max"], maps["max"], rtol=1e-5, atol=1e-6)
@@ -200,13 +200,12 @@ def test_maps_are_max_and_mean_of_normalised_expanded_gradcam_of_the_seeded_draw
         maps = draw_maps(model, images, classes, draws=3, draw_chunk=2)
         features = model.backbone(images)  # (B, C, h, w)
     height, width = features.shape[2:]
-    generator = torch.Generator().manual_seed(0)  # the model's seed: the same counts, draw after draw
+    generator = torch.Generator().manual_seed(0)  # the model's seed: the same counts
     draws = []
-    for _ in range(3):  # one draw at a time, by autograd through the expanded map
-        counts = model.counts(features, generator)  # (B, s*s)
+    for counts in model.counts(features, 3, generator):  # one draw at a time: (B, s*s)
         mask = mask_with_counts(counts, height, width, model.window)
         assert torch.equal(keep_counts(mask, model.window), counts)
-        cam = grad_cam_expanded(features, model.classifier.weight, mask, classes)  # (B, K', h, w)
+        cam = grad_cam_expanded(features, model.classifier.weight, mask, classes)  # by autograd: (B, K', h, w)
         top = cam.amax(dim=(2, 3), keepdim=True)
         draws.append(cam / torch.where(top > 0, top, torch.ones_like(top)))
     draws = torch.stack(draws)  # (N, B, K', h, w)
@@ -303,7 +302,7 @@ def test_gradcam_from_counts_ignores_where_the_kept_windows_are():
     # two masks, same counts, different windows: the same Grad-CAM (what makes counts enough)
     window, height, width = 3, 4, 5
     features, weight, _ = random_head(window)
-    counts = sample_counts(2, height, width, window, 0.6, torch.Generator().manual_seed(3))  # (B, s*s)
+    counts = sample_counts(1, 2, height, width, window, 0.6, torch.Generator().manual_seed(3))[0]  # (B, s*s)
     first = mask_with_counts(counts, height, width, window)
     last = mask_with_counts(counts, height, width, window, last=True)
     assert not torch.equal(first, last) and torch.equal(keep_counts(last, window), counts)
@@ -370,8 +369,8 @@ def test_keep_counts_by_hand():
 def test_sampled_counts_have_the_distribution_of_counted_masks():
     s, p, height, width, n = 7, 0.7, 3, 4, 4000  # s > h: the outer rows of offsets read only padding
     valid = torch.tensor([0.0, 1, 2, 3, 2, 1, 0])[:, None] * torch.tensor([1.0, 2, 3, 4, 3, 2, 1])  # V_d by hand
-    torch.testing.assert_close(sample_counts(2, height, width, s, 0.0).view(2, s, s), valid.expand(2, s, s))
-    direct = sample_counts(n, height, width, s, p, torch.Generator().manual_seed(0)).view(n, s, s)
+    torch.testing.assert_close(sample_counts(2, 3, height, width, s, 0.0), valid.flatten().expand(2, 3, s * s))
+    direct = sample_counts(n, 1, height, width, s, p, torch.Generator().manual_seed(0)).view(n, s, s)
     counted = keep_counts(sample_mask(n, height, width, s, p, torch.Generator().manual_seed(1)), s).view(n, s, s)
     centre = s // 2
     for counts in (direct, counted):

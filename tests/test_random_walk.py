@@ -274,3 +274,12 @@ def test_affinity_net_pairs_on_its_grid():
         aff, size = net.affinities(torch.randn(1, 3, 40, 48))
     assert size == (5, 6) and aff.shape == (1, len(pair_indices(5, 6, 3)[0]))
     assert bool(((aff > 0) & (aff <= 1)).all())
+
+
+def test_image_without_classes_is_all_background():
+    net = AffinityNet("resnet18", radius=3).eval()
+    image = np.zeros((20, 28, 3), np.uint8)
+    scores = random_walk_stage.walk_scores(net, image, np.zeros((0, 20, 28), np.float32), 16, 8, 4, 0, "cpu")
+    assert scores.shape == (1, 20, 28)
+    random_walk_stage.shared(crf=None)
+    assert not random_walk_stage.label_of((image, scores, np.zeros(0, np.int64))).any()

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.e2e
 
 
 METHODS = ["cam", "gradcam", "mdc", "ficklenet", "seam", "seenet", "sccam"]
+VARIANTS = {"dsrg": ["ficklenet"], "semi": ["ficklenet"]}  # the default config's extra runs
+RUNS = ["cam", "gradcam", "mdc", "ficklenet", "ficklenet+dsrg", "ficklenet+semi", "seam", "seenet", "sccam"]
 SHARED_LABELS = ["cam", "gradcam", "seam", "sccam"]  # the others label with their paper's rule
 
 
@@ -38,6 +40,7 @@ def tiny_config(methods=METHODS):
     config["sccam"]["train"].update(rounds=1, round_epochs=1)
     config["labels"]["export_png"] = True
     config["shards"] = 2
+    config["variants"] = {choice: list(methods) for choice, methods in VARIANTS.items()}
     return config
 
 
@@ -135,7 +138,31 @@ def test_metrics_are_sane(run_dir):
     assert 0 <= seg["miou"] <= 100 and seg["images"] == 8
     summary = (run_dir / "results" / "demo" / "summary.tsv").read_text().splitlines()
     assert summary[0].startswith("method\tmaps_miou")
-    assert [line.split("\t")[0] for line in summary[1:]] == METHODS
+    assert [line.split("\t")[0] for line in summary[1:]] == RUNS
+
+
+def test_variant_runs_train_on_their_method_labels(run_dir):
+    """ficklenet+dsrg and ficklenet+semi: ficklenet's maps and labels, their own segmentation."""
+    from wsss.checkpoint import read
+
+    demo = run_dir / "results" / "demo"
+    for run, loss, strong in (("ficklenet+dsrg", "dsrg", None), ("ficklenet+semi", "ce", "train")):
+        state = read(demo / run / "segmentation.pt")
+        assert (state["loss"], state["strong_split"]) == (loss, strong), run
+        assert not (demo / run / "labels").exists() and not (demo / run / "maps").exists()
+        assert (demo / run / "predictions" / "val" / "1-of-2.h5").is_file()
+    rows = {line.split("\t")[0]: line.split("\t") for line in (demo / "summary.tsv").read_text().splitlines()}
+    for run in ("ficklenet+dsrg", "ficklenet+semi"):
+        assert rows[run][1:7] == rows["ficklenet"][1:7]  # maps and labels columns are ficklenet's
+
+
+def test_variant_of_a_method_not_run_is_an_error(tmp_path):
+    config = tiny_config(["cam"])
+    config["variants"] = {"dsrg": ["ficklenet"]}
+    write_config(tmp_path, config)
+    out = snakemake(tmp_path, "-n")
+    assert out.returncode != 0
+    assert "variants.dsrg: method ficklenet is not in `methods`" in out.stderr + out.stdout
 
 
 def test_rerun_does_nothing(run_dir):

@@ -4,16 +4,18 @@
 # Why: profiles/slurm is only worth shipping if it runs the pipeline through the real
 # snakemake-executor-plugin-slurm, which calls sbatch, sacct and sacctmgr. This script brings up
 # what a real cluster has: munged, MariaDB + slurmdbd (the plugin checks the account with
-# sacctmgr and job states with sacct), slurmctld and slurmd, with one fake GPU (gres on
-# /dev/null) so that GPU rules are scheduled for real. Needs root; installs the Debian packages
-# when missing. Idempotent: a cluster already up is left as it is.
+# sacctmgr and job states with sacct), slurmctld and slurmd, with two fake GPUs (gres on
+# /dev/null and /dev/zero) so that GPU rules are scheduled for real. Needs root; installs the
+# Debian packages when missing. Idempotent: a cluster already up is left as it is.
 #
 #   sudo tests/slurm/start_slurm.sh        then   export SLURM_CONF=/tmp/wsss-slurm/slurm.conf
 #   sudo tests/slurm/stop_slurm.sh
 #
-# Everything (configs, database, logs, pid files) lives in $WSSS_SLURM_STATE; the ports differ
-# from SLURM's defaults so that a system SLURM on the same machine is not touched.
+# Configs, database, logs and pid files live in $WSSS_SLURM_STATE, and the ports differ from
+# SLURM's defaults. Outside it: munged's default socket in /run/munge (a running munged is
+# reused) and slurmd's link /run/slurm/conf.
 set -euo pipefail
+[ "$(id -u)" -eq 0 ] || { echo "start_slurm: run as root (starts daemons as root, munge and mysql)" >&2; exit 1; }
 
 STATE=${WSSS_SLURM_STATE:-/tmp/wsss-slurm}
 ACCOUNT=${WSSS_SLURM_TEST_ACCOUNT:-wsss_test}      # the account the test submits with
@@ -21,7 +23,10 @@ PARTITION=${WSSS_SLURM_TEST_PARTITION:-wsss_test}  # the only partition; not a d
 DB_PORT=${WSSS_SLURM_DB_PORT:-13306}
 CTLD_PORT=16817 SLURMD_PORT=16818 DBD_PORT=16819
 NODE=$(hostname -s)
-CPUS=$(nproc)
+# a tiny job is mostly Python start-up: let 2 jobs share a core (and 2 fake GPUs), so that
+# the test's ~30 jobs do not queue behind each other on a 2-core machine
+CPUS=$((2 * $(nproc)))
+GPUS=2
 DB_PASS=wsss-slurm-test                            # a local database bound to 127.0.0.1 only
 export SLURM_CONF=$STATE/slurm.conf
 
@@ -44,6 +49,8 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succ
 # (sinfo waits 60 s for a missing slurm.conf: check the file first)
 node_idle() { [ -f "$SLURM_CONF" ] && [ "$(sinfo -h -N -p "$PARTITION" -o %t 2>/dev/null)" = idle ]; }
 
+controller_up() { [ -f "$SLURM_CONF" ] && scontrol ping | grep -q UP; }
+
 install_packages() {
     local missing=()
     for tool in munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client \
@@ -51,7 +58,6 @@ install_packages() {
         command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return
-    [ "$(id -u)" -eq 0 ] || { echo "start_slurm: needs root to install ${missing[*]}" >&2; exit 1; }
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
@@ -67,7 +73,6 @@ SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 AuthType=auth/munge
-AuthInfo=socket=$STATE/munge/munge.socket
 CryptoType=crypto/munge
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/slurmd
@@ -75,6 +80,9 @@ SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
+# configless: slurmd fetches the configs and links them at /run/slurm/conf, where srun inside a
+# job finds them (the plugin's job step drops SLURM_CONF from srun's environment)
+SlurmctldParameters=enable_configless
 # no cgroups in containers: track processes by parent id
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -91,19 +99,16 @@ GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
-# for slurmdbd connections this names the munge socket (AuthInfo covers the rest)
-AccountingStoragePass=$STATE/munge/munge.socket
 AccountingStorageEnforce=associations
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=64000 Gres=gpu:1 State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=64000 Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=NO MaxTime=INFINITE State=UP
 EOF
-    # a fake GPU: SLURM counts and allocates it; nothing uses the device
-    printf 'AutoDetect=off\nName=gpu File=/dev/null\n' >"$STATE/gres.conf"
+    # fake GPUs: SLURM counts and allocates them; nothing uses the devices
+    printf 'AutoDetect=off\nName=gpu File=/dev/null\nName=gpu File=/dev/zero\n' >"$STATE/gres.conf"
     cat >"$STATE/slurmdbd.conf" <<EOF
 AuthType=auth/munge
-AuthInfo=socket=$STATE/munge/munge.socket
 DbdHost=localhost
 DbdPort=$DBD_PORT
 SlurmUser=root
@@ -119,16 +124,15 @@ EOF
     chmod 600 "$STATE/slurmdbd.conf"
 }
 
-munge_ok() { munge -S "$STATE/munge/munge.socket" -n | unmunge -S "$STATE/munge/munge.socket"; }
+munge_ok() { munge -n | unmunge; }
 
-start_munge() {
+start_munge() {  # on munge's default socket (configless slurmd looks there); a running munged is reused
     munge_ok >/dev/null 2>&1 && return
     [ -f /etc/munge/munge.key ] || runuser -u munge -- mungekey --create
-    chown munge:munge "$STATE/munge"
-    chmod 755 "$STATE/munge"
-    runuser -u munge -- munged --force --socket="$STATE/munge/munge.socket" \
-        --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/munge/munged.log" \
-        --seed-file="$STATE/munge/munged.seed"
+    mkdir -p /run/munge
+    chown munge:munge /run/munge "$STATE/munge"
+    runuser -u munge -- munged --force --pid-file="$STATE/munge/munged.pid" \
+        --log-file="$STATE/munge/munged.log" --seed-file="$STATE/munge/munged.seed"
     wait_for 10 munged munge_ok
 }
 
@@ -158,16 +162,18 @@ start_slurmdbd() {
     sacctmgr -i add cluster wsss >/dev/null 2>&1 || true
     sacctmgr -i add account wsss_default,"$ACCOUNT" cluster=wsss >/dev/null 2>&1 || true
     sacctmgr -i add user root account=wsss_default,"$ACCOUNT" defaultaccount=wsss_default >/dev/null 2>&1 || true
+    [ -n "$(sacctmgr -n -P list assoc user=root account="$ACCOUNT" format=account)" ] ||
+        { echo "start_slurm: could not register account $ACCOUNT for root" >&2; exit 1; }
 }
 
 start_slurm() {
     running "$STATE/slurmctld.pid" || slurmctld
-    wait_for 30 slurmctld scontrol ping
-    running "$STATE/slurmd.pid" || slurmd
+    wait_for 30 slurmctld controller_up
+    running "$STATE/slurmd.pid" || slurmd --conf-server "127.0.0.1:$CTLD_PORT"
     wait_for 60 "node $NODE (idle)" node_idle
 }
 
-if node_idle && sacctmgr -n list cluster >/dev/null 2>&1; then
+if controller_up && sacctmgr -n list cluster >/dev/null 2>&1; then
     log "already up (SLURM_CONF=$SLURM_CONF)"
     exit 0
 fi
@@ -177,4 +183,4 @@ start_munge && log "munged up"
 start_mariadb && log "mariadb up"
 start_slurmdbd && log "slurmdbd up, account $ACCOUNT registered"
 start_slurm
-log "up: partition $PARTITION, account $ACCOUNT, node $NODE with $CPUS CPUs and 1 GPU (SLURM_CONF=$SLURM_CONF)"
+log "up: partition $PARTITION, account $ACCOUNT, node $NODE with $CPUS CPUs and $GPUS GPUs (SLURM_CONF=$SLURM_CONF)"

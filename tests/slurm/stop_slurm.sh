@@ -25,5 +25,7 @@ stop "$STATE/slurmctld.pid"
 stop "$STATE/slurmdbd.pid"
 stop "$STATE/mysql/mariadb.pid"
 stop "$STATE/munge/munged.pid"
+# slurmd's link for client commands in jobs, if it is ours
+case "$(readlink /run/slurm/conf 2>/dev/null)" in "$STATE"/*) rm -f /run/slurm/conf ;; esac
 [ "${WSSS_SLURM_KEEP_STATE:-0}" = 1 ] || rm -rf "$STATE"
 echo "stop_slurm: stopped"

@@ -1,4 +1,6 @@
 rule train_classifier:
+    wildcard_constraints:
+        method=METHOD_NAMES,
     input:
         split_list(SPLITS["train_split"]),
     output:

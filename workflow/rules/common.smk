@@ -1,4 +1,5 @@
 # Shared names and checks. Paths: results/{dataset}/{method}/<stage output>.
+import re
 from pathlib import Path
 
 DATASET = config["dataset"]["name"]
@@ -14,6 +15,13 @@ METHODS = config["methods"]
 # Grad-CAM explains CAM's classifier: it trains none of its own.
 CLASSIFIER_OF = {method: "cam" if method == "gradcam" else method for method in METHODS}
 TRAINED = sorted(set(CLASSIFIER_OF.values()))
+# Issue 5's choices: each (method, choice) in `variants` is one more run named "<method>+<choice>",
+# with its own results folder and summary row. random_walk refines the method's labels with
+# AffinityNet; dsrg trains the segmentation by seeded region growing; semi adds the ground-truth
+# masks of segmentation.semi.split. A run's maps are its method's.
+VARIANTS = config["variants"]
+RUNS = [run for method in METHODS
+        for run in [method, *(f"{method}+{choice}" for choice, methods in VARIANTS.items() if method in methods)]]
 IS_DEMO = Path(ROOT).resolve() == Path(config["demo"]["root"]).resolve()
 CONDA_ENV = "../../envs/wsss.yaml"  # relative to the rule files
 RESULTS = "results/{dataset}/{method}"
@@ -24,10 +32,42 @@ if not IS_DEMO and not Path(ROOT).is_dir():
     raise WorkflowError(f"dataset.root: folder {ROOT} does not exist")
 if config["demo"]["min_side"] > config["demo"]["max_side"]:
     raise WorkflowError("demo.min_side: must not exceed demo.max_side")
+for choice, methods in VARIANTS.items():
+    for method in methods:
+        if method not in METHODS:
+            raise WorkflowError(f"variants.{choice}: method {method} is not in `methods`")
+if VARIANTS.get("semi") and not config["segmentation"]["semi"]["split"]:
+    raise WorkflowError("segmentation.semi.split: variants.semi needs the split whose ground-truth masks are used")
+
+
+def base_method(run):
+    """"cam+dsrg" -> "cam"."""
+    return run.split("+")[0]
+
+
+def choice_of(run):
+    """"cam+dsrg" -> "dsrg"; a plain method -> None."""
+    return run.partition("+")[2] or None
+
+
+def labels_run(run):
+    """Whose pseudo labels a run trains on: its own after the random walk, else its method's."""
+    return run if choice_of(run) == "random_walk" else base_method(run)
+
+
+def one_of(names):
+    """A wildcard regex matching exactly these names ('+' is literal)."""
+    return "|".join(re.escape(name) for name in sorted(names))
+
+
+# Rules that work on a method's own classifier and maps take only method names.
+METHOD_NAMES = one_of(set(METHODS) | set(TRAINED))
+# Runs with pseudo labels of their own (make_labels or the random walk).
+LABELLED = [run for run in RUNS if labels_run(run) == run]
 
 wildcard_constraints:
     dataset=DATASET,
-    method="|".join(sorted(set(METHODS) | set(TRAINED))),
+    method=one_of(set(METHODS) | set(TRAINED) | set(RUNS)),
     split="|".join(sorted(set(SPLITS.values()))),
 
 
@@ -68,7 +108,8 @@ def dataset_params():
 
 
 def method_config(wildcards):
-    return config[wildcards.method]
+    """The config block of the job's method (of a run's method: "cam+dsrg" -> cam)."""
+    return config[base_method(wildcards.method)]
 
 
 def classifier(wildcards):

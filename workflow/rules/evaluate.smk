@@ -1,4 +1,6 @@
 rule evaluate_maps:
+    wildcard_constraints:
+        method=METHOD_NAMES,
     input:
         split_list(EVAL),
         fused=shards_of("fused", EVAL_STORE),
@@ -19,6 +21,8 @@ rule evaluate_maps:
 
 
 rule evaluate_labels:
+    wildcard_constraints:
+        method=one_of(LABELLED),
     input:
         split_list(EVAL),
         labels=shards_of("labels", EVAL_STORE),
@@ -56,8 +60,13 @@ rule evaluate_segmentation:
         "../scripts/evaluate_segmentation.py"
 
 
+# Each run's metrics: its method's maps, the labels it trains on, its own segmentation.
+METRIC_OWNER = {"maps": base_method, "labels": labels_run, "segmentation": lambda run: run}
+
+
 def metric_files(kind):
-    return expand(f"{RESULTS}/metrics/{kind}.json", dataset=DATASET, method=METHODS)
+    """The `kind` metrics file of every run, in the order of RUNS."""
+    return [f"results/{DATASET}/{METRIC_OWNER[kind](run)}/metrics/{kind}.json" for run in RUNS]
 
 
 rule metrics:
@@ -75,7 +84,7 @@ rule summarize:
     output:
         output=f"results/{DATASET}/summary.tsv",
     params:
-        methods=METHODS,
+        methods=RUNS,
     log:
         f"results/{DATASET}/logs/summarize.log",
     benchmark:

@@ -11,6 +11,8 @@ def shared_labels(key):
 
 
 rule make_labels:
+    wildcard_constraints:
+        method=METHOD_NAMES,
     input:
         split_list("{split}"),
         fused=shard_file("fused"),
@@ -38,6 +40,8 @@ rule make_labels:
 
 
 rule export_labels:
+    wildcard_constraints:
+        method=one_of(LABELLED),
     input:
         labels=shards_of("labels"),
     output:
@@ -54,7 +58,7 @@ rule export_labels:
 
 # VOC palette PNGs of the training split's pseudo labels, when labels.export_png is set.
 LABEL_PNGS = (
-    expand(rules.export_labels.output.output, dataset=DATASET, method=METHODS, split=SPLITS["train_split"])
+    expand(rules.export_labels.output.output, dataset=DATASET, method=LABELLED, split=SPLITS["train_split"])
     if LABELS["export_png"]
     else []
 )
@@ -62,5 +66,5 @@ LABEL_PNGS = (
 
 rule labels:
     input:
-        all_shards("labels", METHODS, MAP_SPLITS),
+        all_shards("labels", LABELLED, MAP_SPLITS),
         LABEL_PNGS,

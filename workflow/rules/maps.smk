@@ -1,4 +1,6 @@
 rule extract_maps:
+    wildcard_constraints:
+        method=METHOD_NAMES,
     input:
         split_list("{split}"),
         checkpoint=classifier,
@@ -30,6 +32,8 @@ rule extract_maps:
 
 
 rule fuse_maps:
+    wildcard_constraints:
+        method=METHOD_NAMES,
     input:
         maps=shard_file("maps"),
     output:

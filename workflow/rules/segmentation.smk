@@ -1,10 +1,18 @@
 SEG = config["segmentation"]
 
 
+def when_choice(choice, value):
+    """A param that is `value` for runs of this choice and None for the others (so a change to
+    one choice's settings reruns only its runs)."""
+    return lambda w: value if choice_of(w.method) == choice else None
+
+
 rule train_segmentation:
     input:
         split_list(SPLITS["train_split"]),
-        labels=shards_of("labels", SPLITS["train_split"]),
+        lambda w: [split_list(SEG["semi"]["split"])] if choice_of(w.method) == "semi" else [],
+        labels=lambda w: gather.shard(shard_file("labels"), dataset=w.dataset, method=labels_run(w.method),
+                                      split=SPLITS["train_split"]),
     output:
         output=f"{RESULTS}/segmentation.pt",
     params:
@@ -12,6 +20,10 @@ rule train_segmentation:
         split=SPLITS["train_split"],
         model=SEG["model"],
         train=SEG["train"],
+        loss=lambda w: "dsrg" if choice_of(w.method) == "dsrg" else "ce",
+        dsrg=when_choice("dsrg", SEG["dsrg"]),
+        strong_split=when_choice("semi", SEG["semi"]["split"]),
+        strong_weight=when_choice("semi", SEG["semi"]["weight"]),
         device=config["device"],
         amp=config["amp"],
     threads: config["threads"]
@@ -57,9 +69,9 @@ rule predict:
 
 rule segmentations:
     input:
-        expand(rules.train_segmentation.output.output, dataset=DATASET, method=METHODS),
+        expand(rules.train_segmentation.output.output, dataset=DATASET, method=RUNS),
 
 
 rule predictions:
     input:
-        all_shards("predictions", METHODS, SPLITS["val_split"]),
+        all_shards("predictions", RUNS, SPLITS["val_split"]),

@@ -37,8 +37,10 @@ maps: no backward pass and no expanded map (C x sh x sw: 512 x 369 x 369 floats 
 at output stride 8). Only the counts matter, so maps() samples them directly (sample_counts): the keeps are
 independent Bernoulli(1 - p), so n_d ~ Binomial(V_d, 1 - p) over the V_d windows whose offset d
 reads inside the map, and n_centre = hw. That is the distribution of keep_counts(sample_mask(..)),
-but 81 numbers per draw instead of s*s*h*w: sampling the masks took 3.4 s per 200 draws on one
-VOC image (VGG16, output stride 8, 46 x 62 features, 2 CPU threads), more than the backbone.
+but s*s numbers per draw instead of s*s*h*w: for 200 draws of one VOC image (VGG16, output
+stride 8, 46 x 62 features, 2 busy CPU threads) sampling masks and counting them took about 5 s,
+more than the backbone (3 s); sampling the counts takes under 0.01 s, and the per-offset maps
+and all 200 draws 0.08 s (benchmarks/bench_ficklenet.py).
 
 Training uses the same sum reordered: S^c = (1/hw) sum_d W[c, :, d] . g_d with g_d = sum_v m'(v, d)
 x(v), the features pooled under each offset's shifted mask. Same scores and gradients as the
@@ -84,19 +86,20 @@ def sample_mask(batch, height, width, window, drop_rate, generator=None, device=
     return keep.reshape(batch, 1, height * s, width * s).float()
 
 
-def sample_counts(batch, height, width, window, drop_rate, generator=None, device=None):
-    """The keep counts n_d (B, s*s) of one draw, without its mask; float, like keep_counts.
+def sample_counts(draws, batch, height, width, window, drop_rate, generator=None, device=None):
+    """The keep counts n_d (N, B, s*s) of N draws, without their masks; float, like keep_counts.
 
-    Same distribution as keep_counts(sample_mask(...)): each of the V_d windows whose offset d
-    reads inside the map keeps it independently with probability 1 - p, so n_d is Binomial(V_d,
-    1 - p); the centre is always kept and always reads inside, so n_centre = hw.
+    Same distribution as keep_counts(sample_mask(...)) for each draw: each of the V_d windows
+    whose offset d reads inside the map keeps it independently with probability 1 - p, so n_d is
+    Binomial(V_d, 1 - p); the centre is always kept and always reads inside, so n_centre = hw.
     """
     s = window
     like = torch.empty(0, device=device)
     rows, cols = _reads_inside(height, s, like).sum(0), _reads_inside(width, s, like).sum(0)  # (s,), (s,)
-    valid = (rows[:, None] * cols[None, :]).flatten().expand(batch, s * s).contiguous()  # V_d (B, s*s)
+    valid = (rows[:, None] * cols[None, :]).flatten()  # V_d (s*s,)
+    valid = valid.expand(draws, batch, s * s).contiguous()  # (N, B, s*s)
     counts = torch.binomial(valid, torch.full_like(valid, 1 - drop_rate), generator=generator)
-    counts[:, (s * s) // 2] = height * width  # the centre offset (s // 2, s // 2)
+    counts[:, :, (s * s) // 2] = height * width  # the centre offset (s // 2, s // 2)
     return counts
 
 
@@ -209,9 +212,9 @@ class FickleNet(nn.Module):
         batch, _, height, width = features.shape
         return sample_mask(batch, height, width, self.window, self.drop_rate, generator, features.device)
 
-    def counts(self, features, generator=None):  # (B, C, h, w) -> n_d (B, s*s)
+    def counts(self, features, draws, generator=None):  # (B, C, h, w) -> n_d (N, B, s*s)
         batch, _, height, width = features.shape
-        return sample_counts(batch, height, width, self.window, self.drop_rate, generator, features.device)
+        return sample_counts(draws, batch, height, width, self.window, self.drop_rate, generator, features.device)
 
     def head(self, features, mask):
         """features (B, C, h, w), mask (B, 1, s*h, s*w) -> class scores (B, K)."""
@@ -240,9 +243,9 @@ class FickleNet(nn.Module):
         draw). The generator is seeded afresh at every call: the same image gives the same maps
         whatever else was extracted before. A draw's Grad-CAM is the sum of the per-offset maps
         weighted by its keep counts (module docstring): the backbone and the per-offset maps run
-        once, then every draw samples its counts in turn (draw after draw, all images of the
-        batch at once), so the result does not depend on the chunk size; `draw_chunk` draws are
-        combined at once (it bounds the (n, B, K', h, w) tensor).
+        once, the counts of all draws are sampled at once ((N, B, s*s), so the result does not
+        depend on the chunk size), and `draw_chunk` draws are combined at a time (it bounds the
+        (n, B, K', h, w) tensor).
         """
         for key, value in (("draws", draws), ("draw_chunk", draw_chunk)):
             if not isinstance(value, int) or value < 1:
@@ -251,11 +254,10 @@ class FickleNet(nn.Module):
         classes = torch.as_tensor(classes, dtype=torch.long, device=features.device)
         offsets = offset_maps(features, self.classifier.weight[classes].detach())  # P (B, K', s*s, h, w)
         generator = torch.Generator(device=features.device).manual_seed(seed)
+        counts = self.counts(features, draws, generator)  # n_d (N, B, s*s)
         peak, total = None, 0
         for start in range(0, draws, draw_chunk):
-            count = min(draw_chunk, draws - start)
-            counts = torch.stack([self.counts(features, generator) for _ in range(count)])  # n_d (n, B, s*s)
-            cams = draw_cams(offsets, counts)  # (n, B, K', h, w)
+            cams = draw_cams(offsets, counts[start : start + draw_chunk])  # (n, B, K', h, w)
             top = cams.amax(dim=(3, 4), keepdim=True)  # per draw, image and class
             cams = cams / torch.where(top > 0, top, torch.ones_like(top))  # in [0, 1]; all-zero stays 0
             chunk_peak = cams.amax(dim=0)  # (B, K', h, w)

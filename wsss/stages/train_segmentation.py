@@ -43,7 +43,7 @@ def run(root, classes, split, labels, model, train, output, device="auto", threa
         store = StoreReader(labels)
         missing = [i for i in voc.ids if i not in strong and i not in store]
         if missing:
-            raise WsssError(f"{labels}: no pseudo label for image id {missing[0]} of split {split}")
+            raise WsssError(f"{store.path}: no pseudo label for image id {missing[0]} of split {split}")
         dataset = TrainingSet(voc, store, train["crop"], train["scale_range"], strong, with_tags=loss == "dsrg")
         loader = make_loader(dataset, train["batch_size"], train["workers"], device, threads, train["seed"])
         net = SegmentationNet(num_classes=len(classes) + 1, **model)
