@@ -1,10 +1,11 @@
 """The pipeline through profiles/slurm and snakemake-executor-plugin-slurm on a real SLURM.
 
 tests/slurm/start_slurm.sh starts a single-node cluster on this machine (munged, MariaDB +
-slurmdbd, slurmctld, slurmd with one fake GPU). The tiny demo configuration then runs with
+slurmdbd, slurmctld, slurmd with two fake GPUs). The tiny demo configuration then runs with
 `--profile profiles/slurm`, the account and partition given as the profile documents it
 (WSSS_SLURM_ACCOUNT, WSSS_SLURM_PARTITION), and SLURM's own accounting says what each job got:
-a GPU for the GPU rules, none for the others, always the user's account and partition.
+a GPU for the GPU rules, none for the others, always the user's account and partition. An
+unset variable fails at the first submission with a message naming it.
 
 Runs when the test cluster is already up, or with WSSS_SLURM=1 (`make test-slurm`), which
 starts it (root; installs Debian packages when missing) and stops it afterwards. Plain
@@ -12,6 +13,7 @@ starts it (root; installs Debian packages when missing) and stops it afterwards.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "slurm"
 STATE = Path(os.environ.get("WSSS_SLURM_STATE", "/tmp/wsss-slurm"))
 ACCOUNT = PARTITION = "wsss_test"  # as registered by start_slurm.sh; root's default account differs
-GPU_RULES = {"train_classifier", "extract_maps", "train_segmentation", "predict"}
+GPU_RULES = {"train_classifier", "extract_maps", "train_segmentation", "predict"}  # at least these
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 pytestmark = pytest.mark.slurm
 
 
@@ -70,38 +73,74 @@ def accounted_jobs(workdir, env):
     return jobs
 
 
-@pytest.fixture(scope="module")
-def run(cluster, tmp_path_factory):
-    """One pipeline run through the profile; returns its folder and its accounted jobs."""
-    workdir = tmp_path_factory.mktemp("slurm")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(methods=["cam", "ficklenet"])))
-    env = {**cluster, "WSSS_SLURM_ACCOUNT": ACCOUNT, "WSSS_SLURM_PARTITION": PARTITION}
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-        "--profile", str(REPO / "profiles" / "slurm"),
+def planned_jobs(workdir, env):
+    """(rule, whether it asks for a GPU) of each job a dry run plans, local jobs left out."""
+    out = subprocess.run([*SNAKEMAKE, "-d", str(workdir), "-n"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-4000:]
+    jobs = []
+    for line in out.stdout.splitlines():
+        if match := re.match(r"(local)?rule (\w+):", line):
+            jobs.append([match.group(2), False] if not match.group(1) else None)
+        elif line.strip().startswith("resources:") and re.search(r"\bgpu=[1-9]", line) and jobs[-1]:
+            jobs[-1][1] = True
+    return [tuple(job) for job in jobs if job]
+
+
+def through_profile(workdir):
+    """The snakemake command a user runs on a cluster (plus a faster first status check)."""
+    return [
+        *SNAKEMAKE, "-d", str(workdir), "--profile", str(REPO / "profiles" / "slurm"),
         "--slurm-init-seconds-before-status-checks", "2",  # the default 40 s suits a busy cluster
     ]
-    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def tiny_slurm_config():
+    """tiny_config with one method and no variants: every rule kind in ~17 jobs."""
+    config = tiny_config(methods=["cam"])
+    config["variants"] = {}
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(cluster, tmp_path_factory):
+    """One pipeline run through the profile: its folder, planned jobs and accounted jobs."""
+    workdir = tmp_path_factory.mktemp("slurm")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_slurm_config()))
+    env = {**cluster, "WSSS_SLURM_ACCOUNT": ACCOUNT, "WSSS_SLURM_PARTITION": PARTITION}
+    planned = planned_jobs(workdir, env)
+    out = subprocess.run(through_profile(workdir), env=env, capture_output=True, text=True, timeout=1200)
     (workdir / "snakemake.log").write_text(out.stdout + out.stderr)
     assert out.returncode == 0, out.stderr[-4000:]
-    return workdir, accounted_jobs(workdir, env)
+    return workdir, planned, accounted_jobs(workdir, env)
 
 
 def test_pipeline_writes_the_summary(run):
-    workdir, _ = run
+    workdir, _, _ = run
     summary = (workdir / "results" / "demo" / "summary.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in summary[1:]] == ["cam", "ficklenet"]
+    assert [line.split("\t")[0] for line in summary[1:]] == ["cam"]
 
 
 def test_every_job_ran_on_slurm_with_the_users_account_and_partition(run):
-    _, jobs = run
-    rules = {job["rule"] for job in jobs}
-    assert GPU_RULES <= rules and {"make_demo_dataset", "make_labels", "summarize"} <= rules
+    _, planned, jobs = run
+    assert sorted(job["rule"] for job in jobs) == sorted(rule for rule, _ in planned)
     assert {(job["Account"], job["Partition"], job["State"]) for job in jobs} == {(ACCOUNT, PARTITION, "COMPLETED")}
 
 
 def test_gpu_rules_get_a_gpu_and_cpu_rules_none(run):
-    _, jobs = run
+    _, planned, jobs = run
+    gpu_rules = {rule for rule, gpu in planned if gpu}
+    assert GPU_RULES <= gpu_rules
+    assert {"make_demo_dataset", "make_labels", "summarize"}.isdisjoint(gpu_rules)
     for job in jobs:
-        tres = job["AllocTRES"].split(",")
-        assert ("gres/gpu=1" in tres) == (job["rule"] in GPU_RULES), (job["rule"], job["AllocTRES"])
+        got_gpu = any(tres.startswith("gres/gpu=") for tres in job["AllocTRES"].split(","))
+        assert got_gpu == (job["rule"] in gpu_rules), (job["rule"], job["AllocTRES"])
+
+
+@pytest.mark.parametrize("variable", ["WSSS_SLURM_ACCOUNT", "WSSS_SLURM_PARTITION"])
+def test_an_unset_variable_fails_at_submission_naming_it(cluster, tmp_path, variable):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_slurm_config()))
+    env = {**cluster, "WSSS_SLURM_ACCOUNT": ACCOUNT, "WSSS_SLURM_PARTITION": PARTITION}
+    del env[variable]
+    out = subprocess.run([*through_profile(tmp_path), "demo"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert f"${variable}" in out.stderr and not (tmp_path / "resources").exists()

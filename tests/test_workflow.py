@@ -19,8 +19,9 @@ pytestmark = pytest.mark.e2e
 
 
 METHODS = ["cam", "gradcam", "mdc", "ficklenet", "seam", "seenet", "sccam"]
-VARIANTS = {"dsrg": ["ficklenet"], "semi": ["ficklenet"]}  # the default config's extra runs
-RUNS = ["cam", "gradcam", "mdc", "ficklenet", "ficklenet+dsrg", "ficklenet+semi", "seam", "seenet", "sccam"]
+VARIANTS = {"random_walk": ["cam"], "dsrg": ["ficklenet"], "semi": ["ficklenet"]}  # extra runs
+RUNS = ["cam", "cam+random_walk", "gradcam", "mdc", "ficklenet", "ficklenet+dsrg", "ficklenet+semi", "seam",
+        "seenet", "sccam"]
 SHARED_LABELS = ["cam", "gradcam", "seam", "sccam"]  # the others label with their paper's rule
 
 
@@ -31,7 +32,8 @@ def tiny_config(methods=METHODS):
     config["dataset"]["classes"] = ["alpha", "beta", "gamma"]
     config["threads"] = 1
     config["methods"] = list(methods)
-    for block in [config[m]["train"] for m in METHODS if "train" in config[m]] + [config["segmentation"]["train"]]:
+    trained = [config[m]["train"] for m in METHODS if "train" in config[m]]
+    for block in trained + [config["segmentation"]["train"], config["random_walk"]["train"]]:
         block.update(epochs=1, batch_size=8, crop=64)
     for method in METHODS:
         config[method]["extract"]["scales"] = [1.0, 0.5]
@@ -156,13 +158,28 @@ def test_variant_runs_train_on_their_method_labels(run_dir):
         assert rows[run][1:7] == rows["ficklenet"][1:7]  # maps and labels columns are ficklenet's
 
 
-def test_variant_of_a_method_not_run_is_an_error(tmp_path):
+def test_random_walk_run_has_its_own_labels(run_dir):
+    """cam+random_walk: an affinity network and walked labels of its own, cam's maps."""
+    from wsss.checkpoint import read
+    from wsss.io import StoreReader
+
+    demo = run_dir / "results" / "demo"
+    assert read(demo / "cam+random_walk" / "affinity.pt")["method"] == "affinity"
+    with StoreReader(demo / "cam+random_walk" / "labels" / "train_aug") as walked, \
+            StoreReader(demo / "cam" / "labels" / "train_aug") as plain:
+        assert walked.attrs["stage"] == "random_walk" and sorted(walked.ids()) == sorted(plain.ids())
+    assert len(list((demo / "cam+random_walk" / "labels" / "train_aug_png").glob("*.png"))) == 24
+    rows = {line.split("\t")[0]: line.split("\t") for line in (demo / "summary.tsv").read_text().splitlines()}
+    assert rows["cam+random_walk"][1:5] == rows["cam"][1:5]  # the maps columns are cam's
+
+
+def test_variants_of_methods_not_run_are_skipped(tmp_path):
     config = tiny_config(["cam"])
-    config["variants"] = {"dsrg": ["ficklenet"]}
+    config["variants"] = {"dsrg": ["ficklenet", "cam"]}
     write_config(tmp_path, config)
-    out = snakemake(tmp_path, "-n")
-    assert out.returncode != 0
-    assert "variants.dsrg: method ficklenet is not in `methods`" in out.stderr + out.stdout
+    outputs = planned_outputs(tmp_path)
+    assert any("results/demo/cam+dsrg/segmentation.pt" in p for p in outputs)
+    assert not any("ficklenet" in p for p in outputs)
 
 
 def test_rerun_does_nothing(run_dir):
@@ -220,6 +237,7 @@ def test_set_scatter_overrides_the_shard_count(run_dir):
         (lambda c: c.update(methods=["nosuch"]), "config: methods.0: 'nosuch' is not one of"),
         (lambda c: c["cam"]["train"].update(epochs="ten"), "config: cam.train.epochs: 'ten' is not of type"),
         (lambda c: c["labels"]["crf"].update(preset="fancy"), "config: labels.crf.preset: 'fancy'"),
+        (lambda c: c["variants"].update(dsrg=["nosuch"]), "config: variants.dsrg.0: 'nosuch' is not one of"),
         (lambda c: c["dataset"].update(root="no/such/VOC2012"), "dataset.root: folder no/such/VOC2012 does not exist"),
     ],
 )

@@ -18,7 +18,8 @@ TRAINED = sorted(set(CLASSIFIER_OF.values()))
 # Issue 5's choices: each (method, choice) in `variants` is one more run named "<method>+<choice>",
 # with its own results folder and summary row. random_walk refines the method's labels with
 # AffinityNet; dsrg trains the segmentation by seeded region growing; semi adds the ground-truth
-# masks of segmentation.semi.split. A run's maps are its method's.
+# masks of segmentation.semi.split. A run's maps are its method's. Variants of methods that are
+# not in `methods` are not run (so `--config methods=[cam]` needs no variants edit).
 VARIANTS = config["variants"]
 RUNS = [run for method in METHODS
         for run in [method, *(f"{method}+{choice}" for choice, methods in VARIANTS.items() if method in methods)]]
@@ -32,11 +33,7 @@ if not IS_DEMO and not Path(ROOT).is_dir():
     raise WorkflowError(f"dataset.root: folder {ROOT} does not exist")
 if config["demo"]["min_side"] > config["demo"]["max_side"]:
     raise WorkflowError("demo.min_side: must not exceed demo.max_side")
-for choice, methods in VARIANTS.items():
-    for method in methods:
-        if method not in METHODS:
-            raise WorkflowError(f"variants.{choice}: method {method} is not in `methods`")
-if VARIANTS.get("semi") and not config["segmentation"]["semi"]["split"]:
+if set(VARIANTS.get("semi", [])) & set(METHODS) and not config["segmentation"]["semi"]["split"]:
     raise WorkflowError("segmentation.semi.split: variants.semi needs the split whose ground-truth masks are used")
 
 
@@ -114,4 +111,4 @@ def method_config(wildcards):
 
 def classifier(wildcards):
     """The checkpoint a method's maps come from (its own, or CAM's for Grad-CAM)."""
-    return f"results/{wildcards.dataset}/{CLASSIFIER_OF[wildcards.method]}/classifier.pt"
+    return f"results/{wildcards.dataset}/{CLASSIFIER_OF[base_method(wildcards.method)]}/classifier.pt"
