@@ -74,13 +74,14 @@ def accounted_jobs(workdir, env):
 
 
 def planned_jobs(workdir, env):
-    """(rule, whether it asks for a GPU) of each job a dry run plans, local jobs left out."""
+    """(rule, whether it asks for a GPU) of each job a dry run plans, but `all`: the target runs
+    nothing, so Snakemake does it on the submitting host."""
     out = subprocess.run([*SNAKEMAKE, "-d", str(workdir), "-n"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-4000:]
     jobs = []
     for line in out.stdout.splitlines():
-        if match := re.match(r"(local)?rule (\w+):", line):
-            jobs.append([match.group(2), False] if not match.group(1) else None)
+        if match := re.match(r"(?:local)?rule (\w+):", line):
+            jobs.append([match.group(1), False] if match.group(1) != "all" else None)
         elif line.strip().startswith("resources:") and re.search(r"\bgpu=[1-9]", line) and jobs[-1]:
             jobs[-1][1] = True
     return [tuple(job) for job in jobs if job]

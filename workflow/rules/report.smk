@@ -46,6 +46,11 @@ def method_settings(method):
 
 
 SETTINGS = {method: method_settings(method) for method in METHODS}
+CHOICE_SETTINGS = {"random_walk": "then AffinityNet's random walk gives the labels", "dsrg": "segmentation: DSRG region growing",
+                   "semi": "segmentation: + ground-truth masks of " + str(SEG["semi"]["split"])}
+# The table also lists the variant runs (cam+random_walk, ...): their method's settings + the choice.
+RUN_SETTINGS = {run: SETTINGS[base_method(run)] + (f"; {CHOICE_SETTINGS[choice_of(run)]}" if choice_of(run) else "")
+                for run in RUNS}
 SEGMENTATION_SETTINGS = "DeepLab-v3 on " + network(SEG["model"], SEG["train"])
 METRICS = {kind: metrics_of(getattr(rules, f"evaluate_{kind}")) for kind in ("maps", "labels", "segmentation")}
 
@@ -58,12 +63,12 @@ def figure(path, caption, category, **labels):
 
 rule report_table:
     input:
-        **METRICS,
+        **{kind: metric_files(kind) for kind in METRICS},
     output:
         output=figure(f"{FIGURES}/methods.html", "methods.rst", "1. Methods compared", figure="1 method table"),
     params:
-        methods=METHODS,
-        settings=SETTINGS,
+        methods=RUNS,
+        settings=RUN_SETTINGS,
         caption_segmentation=SEGMENTATION_SETTINGS,
     log:
         f"{REPORT_LOGS}/report_table.log",
