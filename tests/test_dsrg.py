@@ -146,6 +146,9 @@ def test_boundary_term_is_zero_when_the_crf_returns_p(monkeypatch):
     expected = dsrg.seed_loss(torch.log_softmax(logits, 1), torch.from_numpy(grown).long()[None])
     assert terms["seed"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert terms["loss"].item() == pytest.approx(terms["seed"].item() + terms["boundary"].item())
+    # the logged fractions: 2 of 16 pixels seeded, and what grow() labelled by hand
+    assert terms["seeded"].item() == pytest.approx(2 / 16)
+    assert terms["grown"].item() == pytest.approx(float(np.mean(grown != 255)))
 
 
 def test_boundary_term_with_the_real_crf_is_positive_and_trains():
@@ -199,7 +202,7 @@ def test_training_with_dsrg_writes_a_checkpoint(tmp_path):
     assert state["dsrg"]["fg_threshold"] == 0.8 and state["dsrg"]["bg_threshold"] == 0.99
     assert state["dsrg"]["crf"]["iterations"] == 5 and state["dsrg"]["crf"]["bi_srgb"] == 13
     (epoch,) = state["history"]
-    assert set(epoch) == {"epoch", "loss", "seed", "boundary"}
+    assert set(epoch) == {"epoch", "loss", "seed", "boundary", "seeded", "grown"}
     assert epoch["loss"] == pytest.approx(epoch["seed"] + epoch["boundary"], rel=1e-5)
     assert epoch["seed"] > 0 and epoch["boundary"] > 0
 

@@ -117,7 +117,7 @@ def test_dsrg_loss_is_weak_plus_alpha_strong():
     weak = dsrg.dsrg_loss(small[~strong], images[~strong], target[~strong], tags[~strong], **settings)
     strong_ce = F.cross_entropy(net(images)[strong], target[strong], ignore_index=IGNORE)
     terms = make_loss_fn("dsrg", settings, strong_weight=2.0)(net, [images, target, strong, tags])
-    assert set(terms) == {"loss", "seed", "boundary", "strong"}
+    assert set(terms) == {"loss", "seed", "boundary", "seeded", "grown", "strong"}
     assert terms["seed"].item() == pytest.approx(weak["seed"].item(), rel=1e-6)
     assert terms["boundary"].item() == pytest.approx(weak["boundary"].item(), rel=1e-6)
     assert terms["loss"].item() == pytest.approx(weak["loss"].item() + 2.0 * strong_ce.item(), rel=1e-6)
@@ -158,7 +158,7 @@ def test_semi_supervised_dsrg_run_writes_a_checkpoint(tree, tmp_path):
     state = checkpoint.read(output)
     assert state["strong_split"] == "train" and state["strong_weight"] == 2.0 and state["loss"] == "dsrg"
     (epoch,) = state["history"]
-    assert set(epoch) == {"epoch", "loss", "seed", "boundary", "strong"}
+    assert set(epoch) == {"epoch", "loss", "seed", "boundary", "seeded", "grown", "strong"}
     assert epoch["strong"] > 0
     assert epoch["loss"] == pytest.approx(epoch["seed"] + epoch["boundary"] + 2.0 * epoch["strong"], rel=1e-5)
 

@@ -115,13 +115,14 @@ def dsrg_loss(net_output, images, seeds, tags, bg_threshold=BG_THRESHOLD, fg_thr
 
     net_output: (B, C, h, w) logits at the output stride; images: (B, 3, H, W) normalised;
     seeds: (B, H, W) or (B, h, w) labels with 255 = unlabelled; tags: (B, K) multi-hot.
-    Returns {"loss", "seed", "boundary"}.
+    Returns {"loss", "seed", "boundary", "seeded", "grown"}: seeded / grown are the fractions of
+    pixels labelled before and after growing (logged per epoch, so a run shows whether seeds grow).
     """
     if grow_from not in GROW_FROM:
         raise WsssError(f"segmentation.dsrg.grow_from: {grow_from!r} is not one of {', '.join(GROW_FROM)}")
     if net_output.shape[0] == 0:  # a batch of strong masks only (semi-supervised)
         zero = net_output.sum() * 0
-        return {"loss": zero, "seed": zero, "boundary": zero}
+        return {"loss": zero, "seed": zero, "boundary": zero, "seeded": zero.detach(), "grown": zero.detach()}
     log_probs = F.log_softmax(net_output.float(), dim=1)  # (B, C, h, w)
     size = log_probs.shape[2:]
     probs = log_probs.detach().exp().cpu().numpy()
@@ -133,4 +134,6 @@ def dsrg_loss(net_output, images, seeds, tags, bg_threshold=BG_THRESHOLD, fg_thr
                       for b in range(len(small))])
     seed = seed_loss(log_probs, torch.from_numpy(grown).long().to(log_probs.device))
     boundary = boundary_loss(log_probs, torch.from_numpy(q).to(log_probs.device))
-    return {"loss": seed + boundary, "seed": seed, "boundary": boundary}
+    seeded, labelled = float(np.mean(small != 255)), float(np.mean(grown != 255))
+    return {"loss": seed + boundary, "seed": seed, "boundary": boundary,
+            "seeded": torch.tensor(seeded), "grown": torch.tensor(labelled)}
