@@ -180,6 +180,7 @@ def draw_cams(offsets, counts):
     fractions = (counts / area).to(offsets.dtype)  # in [0, 1]
     return F.relu(torch.einsum("nbd,bkdhw->nbkhw", fractions, offsets)) / area
 
+
 class FickleNet(nn.Module):
     def __init__(
         self,
